@@ -6,3 +6,4 @@ export * from './dek';
 export * from './amk';
 export * from './tokens';
 export * from './fingerprint';
+export * from './envelope';

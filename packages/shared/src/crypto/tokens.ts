@@ -48,8 +48,12 @@ export function tempPasswordMatches(tokenId: string, input: string, storedHash: 
   return h.length === storedHash.length && timingSafeEqual(h, storedHash);
 }
 
-/** A one-time setup code: 80 bits, grouped for reading off a terminal. */
-export const generateSetupCode = (): string => base32(randomBytes(10)).match(/.{4}/g)!.join('-');
+/**
+ * A one-time setup code: a secret, so ≥ 128 bits (RELIABILITY D9). 160 bits is a whole number of
+ * base32 characters (32) and of groups of four, so no character is silently dropped by the grouping.
+ */
+export const SETUP_CODE_BYTES = 20;
+export const generateSetupCode = (): string => base32(randomBytes(SETUP_CODE_BYTES)).match(/.{4}/g)!.join('-');
 
 export const sha256Hex = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
 

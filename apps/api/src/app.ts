@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import fastifyCookie from '@fastify/cookie';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyJwt from '@fastify/jwt';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { AppError } from '@keyturn/shared';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Config } from './config';
+import { type Container, type ContainerDeps, createContainer } from './container';
+import type { Database } from './db/client';
+import type { Clock } from './lib/clock';
+import { authRoutes } from './modules/auth/auth.routes';
+import type { SessionClaims, TokenSigner } from './modules/auth/tokens';
+import { healthRoutes } from './modules/health/health.routes';
+import { secretsRoutes } from './modules/secrets/secrets.routes';
+import { setupRoutes } from './modules/setup/setup.routes';
+import { registerAuth } from './plugins/auth';
+import { registerErrorHandler, sendError } from './plugins/error-handler';
+
+export interface BuildAppDeps {
+  config: Config;
+  database: Database;
+  clock?: Clock;
+  rotationHooks?: ContainerDeps['rotationHooks'];
+  /** Where JSON logs go (tests capture them to grep for canaries). Default: stdout. */
+  logStream?: Writable;
+}
+
+/** Fields that never reach a log line, wherever they appear. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.currentPassword',
+  '*.newPassword',
+  '*.tempPassword',
+  '*.adminPassword',
+  '*.setupCode',
+  '*.token',
+  '*.authorization',
+  '*.cookie',
+];
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    container: Container;
+  }
+}
+
+/** Builds the whole app as a plugin tree; no globals, so each test can build its own. */
+export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      ...(deps.logStream ? { stream: deps.logStream } : {}),
+    },
+    genReqId: () => randomUUID(),
+    bodyLimit: 1_048_576,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    trustProxy: config.TRUST_PROXY ? config.TRUST_PROXY.split(',').map((s) => s.trim()) : false,
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // JSON only: a text/plain or form body (the classic CSRF carriers) is refused with 415.
+  app.removeContentTypeParser(['text/plain']);
+
+  await app.register(fastifyJwt, {
+    secret: config.jwtSecret,
+    sign: { algorithm: 'HS256', iss: 'keyturn', aud: 'keyturn' },
+    verify: { algorithms: ['HS256'], allowedIss: 'keyturn', allowedAud: 'keyturn' },
+  });
+  const signer: TokenSigner = {
+    sign: (claims, ttl) => app.jwt.sign({ ...claims }, { expiresIn: ttl }),
+    verify: (token) => app.jwt.verify<SessionClaims>(token),
+  };
+
+  const container = createContainer({ config, database: deps.database, signer, ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.rotationHooks ? { rotationHooks: deps.rotationHooks } : {}) });
+  app.decorate('container', container);
+
+  registerErrorHandler(app);
+  await app.register(fastifyCookie);
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        'default-src': ["'self'"],
+        'script-src': ["'self'"],
+        'style-src': ["'self'", "'unsafe-inline'"],
+        'img-src': ["'self'", 'data:'],
+        'object-src': ["'none'"],
+        'base-uri': ["'none'"],
+        'frame-ancestors': ["'none'"],
+        'form-action': ["'self'"],
+        // Over plain HTTP on a LAN address this directive blanks the SPA (TOOLCHAIN.md).
+        'upgrade-insecure-requests': null,
+      },
+    },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(fastifyRateLimit, {
+    global: true,
+    max: config.RATE_LIMIT_PER_MINUTE,
+    timeWindow: '1 minute',
+    // request.ip honours X-Forwarded-For only from TRUST_PROXY addresses.
+    keyGenerator: (request) => request.ip,
+    errorResponseBuilder: (_req, ctx) =>
+      new AppError('RATE_LIMITED', 'Too many requests. Slow down and try again shortly.', { retryAfterSeconds: Math.ceil(ctx.ttl / 1000) }),
+  });
+
+  registerAuth(app, { auth: container.auth, jwtSecret: config.jwtSecret, cookieSecure: config.COOKIE_SECURE, sessionTtlSeconds: config.SESSION_TTL_SECONDS });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Keyturn API', version: '0.1.0', description: 'Secrets vault with admin-approved, token-based key rotation.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    container.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    container.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(setupRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
+  await app.register(authRoutes(container.auth, config.AUTH_RATE_LIMIT_PER_MINUTE));
+  await app.register(secretsRoutes(container.secrets));
+  await app.register(healthRoutes(container));
+
+  registerSpa(app, config.WEB_DIST_DIR);
+  return app;
+}
+
+/** The built SPA from the same process and port; unknown non-API GETs get index.html. */
+function registerSpa(app: FastifyInstance, distDir: string) {
+  const hasSpa = existsSync(path.join(distDir, 'index.html'));
+  if (hasSpa) {
+    app.register(fastifyStatic, { root: distDir, wildcard: false, index: false, maxAge: '1h', immutable: false });
+  }
+  app.setNotFoundHandler((request, reply) => {
+    const isApi = request.url.startsWith('/api/') || request.url.startsWith('/admin/api/') || request.url === '/api';
+    const wantsHtml = request.method === 'GET' && (request.headers.accept ?? '').includes('text/html');
+    if (!isApi && hasSpa && wantsHtml) {
+      return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').sendFile('index.html');
+    }
+    if (!isApi && !hasSpa && wantsHtml && request.url === '/') {
+      return reply
+        .type('text/plain; charset=utf-8')
+        .send('Keyturn API is running, but the web app is not built. Run `pnpm start` from the repository root (it builds apps/web).');
+    }
+    return sendError(reply, request, 'NOT_FOUND', 'Not found.');
+  });
+}

@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** The repository root (apps/api/src → ../../..), so `./data` means the same thing from anywhere. */
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
+
+const seconds = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Every environment variable Keyturn reads, with its default. This module is the only reader of
+ * process.env; everything else receives the parsed Config.
+ */
+export const EnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z.string().url().optional(),
+  DATA_DIR: z.string().min(1).default(path.join(REPO_ROOT, 'data')),
+  SETUP_CODE: z.string().min(8).max(200).optional(),
+  JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WEB_DIST_DIR: z.string().default(path.join(REPO_ROOT, 'apps/web/dist')),
+  SESSION_TTL_SECONDS: seconds(8 * 3600, 60),
+  TOKEN_TTL_SECONDS: seconds(86_400, 1),
+  PENDING_TTL_SECONDS: seconds(7 * 86_400, 1),
+  LOCK_TIMEOUT_SECONDS: seconds(600, 1),
+  BACKUP_RETENTION_SECONDS: seconds(7 * 86_400, 0),
+  MAINTENANCE_INTERVAL_SECONDS: seconds(300, 0),
+  TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  SECRET_VALUE_MAX_BYTES: z.coerce.number().int().min(1).max(900_000).default(65_536),
+  ROTATION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(2_000),
+  KDF_MEMORY_KIB: z.coerce.number().int().default(19_456),
+  KDF_ITERATIONS: z.coerce.number().int().default(2),
+  KDF_PARALLELISM: z.coerce.number().int().default(1),
+  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(10),
+  LOGIN_LOCK_SECONDS: seconds(900, 1),
+  ADMIN_REAUTH_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  AUTH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  TRUST_PROXY: z.string().optional(),
+  COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),
+  INSTANCE_ID: z.string().max(100).optional(),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config extends Omit<Env, 'JWT_SECRET' | 'KDF_MEMORY_KIB' | 'KDF_ITERATIONS' | 'KDF_PARALLELISM'> {
+  jwtSecret: string;
+  kdf: { alg: 'argon2id'; m: number; t: number; p: number };
+  instanceId: string;
+  usePglite: boolean;
+}
+
+export class ConfigError extends Error {}
+
+/** Parse the environment; a bad value stops start-up with a message naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.DATA_DIR);
+  const { JWT_SECRET, KDF_MEMORY_KIB, KDF_ITERATIONS, KDF_PARALLELISM, ...rest } = e;
+  return {
+    ...rest,
+    DATA_DIR: dataDir,
+    jwtSecret: JWT_SECRET ?? persistedSecret(dataDir),
+    kdf: { alg: 'argon2id', m: KDF_MEMORY_KIB, t: KDF_ITERATIONS, p: KDF_PARALLELISM },
+    instanceId: e.INSTANCE_ID ?? `${process.pid}-${randomBytes(4).toString('hex')}`,
+    usePglite: !e.DATABASE_URL,
+  };
+}
+
+/** JWT_SECRET unset: generate 256 bits once and keep them in the data directory (mode 0600). */
+function persistedSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return secret;
+}

@@ -1,0 +1,40 @@
+import type { Config } from './config';
+import type { Database } from './db/client';
+import { type Clock, dbClock } from './lib/clock';
+import { createAuditRepo } from './modules/audit/audit.repo';
+import { createAuditService } from './modules/audit/audit.service';
+import { createAuthRepo } from './modules/auth/auth.repo';
+import { createAuthService } from './modules/auth/auth.service';
+import type { TokenSigner } from './modules/auth/tokens';
+import { createMetrics } from './modules/health/metrics';
+type RotationHooks = Record<string, unknown>;
+import { createSecretsRepo } from './modules/secrets/secrets.repo';
+import { createSecretsService } from './modules/secrets/secrets.service';
+import { createAmkRepo } from './modules/setup/amk.repo';
+import { createSetupService } from './modules/setup/setup.service';
+
+export interface ContainerDeps {
+  config: Config;
+  database: Database;
+  signer: TokenSigner;
+  clock?: Clock;
+  /** Fault points at the rotation's stage boundaries (tests inject failures and pauses). */
+  rotationHooks?: RotationHooks;
+}
+
+/** Wires repos into services. Plain factories with narrowed deps; nothing global. */
+export function createContainer({ config, database, signer, clock = dbClock, rotationHooks }: ContainerDeps) {
+  const db = database.db;
+  const metrics = createMetrics();
+  const auditRepo = createAuditRepo();
+  const audit = createAuditService({ db, repo: auditRepo });
+  const authRepo = createAuthRepo();
+  const amkRepo = createAmkRepo();
+  const auth = createAuthService({ db, repo: authRepo, amkRepo, audit, clock, signer, config, onKdf: () => metrics.kdfCount.inc() });
+  const setup = createSetupService({ db, amkRepo, authRepo, auth, audit, config });
+  const secretsRepo = createSecretsRepo();
+  const secrets = createSecretsService({ db, repo: secretsRepo, auth, audit, config });
+  void rotationHooks;
+  return { db, database, config, clock, metrics, audit, auth, setup, secrets, repos: { auditRepo, authRepo, amkRepo, secretsRepo } };
+}
+export type Container = ReturnType<typeof createContainer>;

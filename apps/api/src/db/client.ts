@@ -1,0 +1,114 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { type SQL, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import * as schema from './schema';
+
+/** One database type for both drivers (PGlite embedded, node-postgres pool). */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A transaction handle is a Db as far as repos care; inside one, use only it. */
+export type Tx = Db;
+export type DbOrTx = Db;
+
+export interface Database {
+  db: Db;
+  kind: 'pglite' | 'postgres';
+  /** Raw rows of a statement, on whichever driver. */
+  rows<T = Record<string, unknown>>(q: SQL, tx?: DbOrTx): Promise<T[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** node-postgres pool (postgres only), for pool metrics. */
+  pool?: pg.Pool;
+}
+
+export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, 'migrations');
+
+export async function rowsOf<T>(db: DbOrTx, q: SQL): Promise<T[]> {
+  const res = (await db.execute(q)) as unknown as { rows: T[] };
+  return res.rows;
+}
+
+export interface OpenDbOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  /** PGlite in memory (tests). */
+  inMemory?: boolean;
+  poolSize?: number;
+}
+
+export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
+  if (opts.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: 10_000,
+      idle_in_transaction_session_timeout: 120_000,
+    });
+    pool.on('error', () => {
+      /* a dropped idle client is replaced on next checkout; the query that needed it reports */
+    });
+    const db = drizzlePg(pool, { schema }) as unknown as Db;
+    return {
+      db,
+      kind: 'postgres',
+      pool,
+      rows: (q, tx) => rowsOf(tx ?? db, q),
+      ping: async () => {
+        await pool.query('select 1');
+      },
+      close: () => pool.end(),
+    };
+  }
+  let client: PGlite;
+  if (opts.inMemory) client = new PGlite();
+  else {
+    const dir = path.join(opts.dataDir, 'pgdata');
+    mkdirSync(dir, { recursive: true });
+    client = new PGlite(dir);
+  }
+  await client.waitReady;
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'pglite',
+    rows: (q, tx) => rowsOf(tx ?? db, q),
+    ping: async () => {
+      await client.query('select 1');
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Apply committed migrations (idempotent). On Postgres an advisory lock serialises instances. */
+export async function runMigrations(database: Database): Promise<void> {
+  if (database.kind === 'pglite') {
+    await migratePglite(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
+    return;
+  }
+  const client = await database.pool!.connect();
+  try {
+    await client.query('select pg_advisory_lock(727274001)');
+    await migratePg(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
+  } finally {
+    await client.query('select pg_advisory_unlock(727274001)').catch(() => {});
+    client.release();
+  }
+}
+
+/** True when every committed migration is applied (for /readyz). */
+export async function migrationsCurrent(database: Database): Promise<boolean> {
+  const { readFileSync } = await import('node:fs');
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] };
+  try {
+    const r = await database.rows<{ n: number }>(sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
+    return (r[0]?.n ?? 0) >= journal.entries.length;
+  } catch {
+    return false;
+  }
+}

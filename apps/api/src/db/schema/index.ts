@@ -1,0 +1,4 @@
+export * from './users';
+export * from './secrets';
+export * from './rotation';
+export * from './audit';

@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import type { AuditOutcome, AuditQuery } from '@keyturn/shared';
+import { and, count, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
+import { type DbOrTx, rowsOf } from '../../db/client';
+import { auditEvents } from '../../db/schema';
+
+export interface AuditInput {
+  actorId: string | null;
+  actorEmail: string | null;
+  role: string;
+  action: string;
+  target: string | null;
+  outcome: AuditOutcome;
+  requestId: string | null;
+  clientAddress: string | null;
+  details: Record<string, unknown>;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+/** Serialises chain appends for the instant between reading the head and inserting. */
+const AUDIT_LOCK = 727_274_002;
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v as object)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
+
+export function eventHash(prevHash: string, seq: number, atText: string, e: AuditInput): string {
+  const body = JSON.stringify([
+    seq,
+    atText,
+    e.actorId,
+    e.actorEmail,
+    e.role,
+    e.action,
+    e.target,
+    e.outcome,
+    e.requestId,
+    e.clientAddress,
+    canonical(e.details),
+  ]);
+  return createHash('sha256').update(prevHash).update('|').update(body).digest('hex');
+}
+
+export function createAuditRepo() {
+  return {
+    /**
+     * Append one event to the chain inside the caller's transaction. The advisory lock is held
+     * from here to the caller's COMMIT, so callers append last, just before they commit.
+     * seq = head + 1 under the lock: a rolled-back append leaves no gap.
+     */
+    async append(tx: DbOrTx, e: AuditInput): Promise<number> {
+      await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`);
+      const [head] = await rowsOf<{ seq: string | number | null; hash: string | null; at_text: string; at: Date }>(
+        tx,
+        sql`select h.seq, h.hash, to_char(c.ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at_text, c.ts as at
+            from (select clock_timestamp() as ts) c
+            left join (select seq, hash from audit_events order by seq desc limit 1) h on true`,
+      );
+      const seq = Number(head?.seq ?? 0) + 1;
+      const prevHash = head?.hash ?? GENESIS_HASH;
+      const atText = head!.at_text;
+      const hash = eventHash(prevHash, seq, atText, e);
+      await tx.insert(auditEvents).values({
+        seq,
+        at: new Date(head!.at),
+        atText,
+        ...e,
+        prevHash,
+        hash,
+      });
+      return seq;
+    },
+
+    async list(db: DbOrTx, q: AuditQuery) {
+      const conds: SQL[] = [];
+      if (q.actor) conds.push(sql`${auditEvents.actorEmail} ilike ${`%${q.actor.replace(/[%_\\]/g, '\\$&')}%`}`);
+      if (q.action) conds.push(eq(auditEvents.action, q.action));
+      if (q.outcome) conds.push(eq(auditEvents.outcome, q.outcome));
+      if (q.target) conds.push(eq(auditEvents.target, q.target));
+      if (q.from) conds.push(gte(auditEvents.at, new Date(q.from)));
+      if (q.to) conds.push(lte(auditEvents.at, new Date(q.to)));
+      const where = conds.length ? and(...conds) : undefined;
+      const items = await db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.seq)).limit(q.limit).offset(q.offset);
+      const [total] = await db.select({ n: count() }).from(auditEvents).where(where);
+      return { items, total: total?.n ?? 0 };
+    },
+
+    /** Pages through the chain in seq order. */
+    async page(db: DbOrTx, afterSeq: number, limit: number) {
+      return db
+        .select()
+        .from(auditEvents)
+        .where(sql`${auditEvents.seq} > ${afterSeq}`)
+        .orderBy(auditEvents.seq)
+        .limit(limit);
+    },
+
+    async count(db: DbOrTx): Promise<number> {
+      const [r] = await db.select({ n: count() }).from(auditEvents);
+      return r?.n ?? 0;
+    },
+  };
+}
+export type AuditRepo = ReturnType<typeof createAuditRepo>;

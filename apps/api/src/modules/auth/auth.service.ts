@@ -1,0 +1,259 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { AppError, type LoginBody, type RegisterBody, type Session, type User } from '@keyturn/shared';
+import {
+  deriveMaster,
+  type KdfParams,
+  newKeyMaterial,
+  unlockKeyMaterial,
+  unwrapForSession,
+  wipe,
+  wrapForSession,
+} from '@keyturn/shared/crypto';
+import { sql } from 'drizzle-orm';
+import type { Db, DbOrTx } from '../../db/client';
+import { users } from '../../db/schema';
+import type { Clock } from '../../lib/clock';
+import type { RequestCtx } from '../../lib/context';
+import type { AuditService } from '../audit/audit.service';
+import type { AmkRepo } from '../setup/amk.repo';
+import type { AuthRepo, KeyRow, UserRow } from './auth.repo';
+import { csrfTokenFor, type SessionClaims, type TokenSigner } from './tokens';
+
+export interface AuthServiceDeps {
+  db: Db;
+  repo: AuthRepo;
+  amkRepo: AmkRepo;
+  audit: AuditService;
+  clock: Clock;
+  signer: TokenSigner;
+  config: {
+    jwtSecret: string;
+    kdf: KdfParams;
+    SESSION_TTL_SECONDS: number;
+    LOGIN_MAX_FAILURES: number;
+    LOGIN_LOCK_SECONDS: number;
+  };
+  /** Counts argon2 derivations (metrics, and the tests that prove none happen on bad input). */
+  onKdf?: () => void;
+}
+
+/** The resolved caller of a request. The session key stays in memory for this request only. */
+export interface AuthContext {
+  userId: string;
+  email: string;
+  role: 'user' | 'admin';
+  sessionId: string;
+  /** The key version this session's DEK belongs to. */
+  keyVersion: number;
+  currentKeyVersion: number;
+  sessionKey: Buffer;
+  wrappedDek: Buffer;
+  expiresAt: Date;
+}
+
+export const toUser = (u: UserRow, k: Pick<KeyRow, 'keyVersion'>): User => ({
+  id: u.id,
+  email: u.email,
+  role: u.role,
+  keyVersion: k.keyVersion,
+  createdAt: u.createdAt.toISOString(),
+});
+
+const DUMMY_SALT = randomBytes(16);
+
+export function createAuthService(deps: AuthServiceDeps) {
+  const { db, repo, audit, clock, signer, config } = deps;
+  const loginKey = (email: string) => `login:${email}`;
+
+  /** A new session row holding the DEK under a fresh session key; returns the client's token. */
+  async function openSession(tx: DbOrTx, user: UserRow, keyVersion: number, dek: Buffer): Promise<Omit<Session, 'user'> & { sessionId: string }> {
+    const sessionId = randomUUID();
+    const sessionKey = randomBytes(32);
+    const [t] = await tx.execute(sql`select (${clock.now()} + ${config.SESSION_TTL_SECONDS} * interval '1 second') as exp`).then((r) => (r as unknown as { rows: { exp: string | Date }[] }).rows);
+    const expiresAt = new Date(t!.exp);
+    await repo.insertSession(tx, {
+      id: sessionId,
+      userId: user.id,
+      keyVersion,
+      wrappedDek: wrapForSession(sessionKey, dek, sessionId, user.id, keyVersion),
+      expiresAt,
+    });
+    const claims: SessionClaims = { sid: sessionId, sk: sessionKey.toString('base64url'), sub: user.id };
+    wipe(sessionKey);
+    return {
+      sessionId,
+      token: signer.sign(claims, config.SESSION_TTL_SECONDS),
+      csrfToken: csrfTokenFor(config.jwtSecret, sessionId),
+      expiresAt: expiresAt.toISOString(),
+    };
+  }
+
+  async function kdfCost<T>(p: Promise<T>): Promise<T> {
+    deps.onKdf?.();
+    return p;
+  }
+
+  return {
+    openSession,
+
+    /** Create a user (or the first admin) with key version 1 and a pending A-DEK; log them in. */
+    async register(ctx: RequestCtx, body: RegisterBody, role: 'user' | 'admin' = 'user', inTx?: (tx: DbOrTx, user: UserRow, dek: Buffer, kek: Buffer) => Promise<void>) {
+      const amk = await deps.amkRepo.get(db);
+      if (!amk && role === 'user') throw new AppError('SETUP_REQUIRED', 'Keyturn is not set up yet: an administrator must complete first-run setup.');
+      const userId = randomUUID();
+      const { material, dek, kek } = await kdfCost(
+        newKeyMaterial({ userId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amk?.publicKey ?? null }),
+      );
+      try {
+        return await db.transaction(async (tx) => {
+          const existing = await repo.findUserWithKeysByEmail(tx, body.email);
+          if (existing) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
+          const [user] = await tx.insert(users).values({ id: userId, email: body.email, role }).returning();
+          await repo.insertKeys(tx, user!.id, material);
+          if (inTx) await inTx(tx, user!, dek, kek);
+          const s = await openSession(tx, user!, 1, dek);
+          await audit.record(tx, { ...ctx, actor: { id: user!.id, email: user!.email, role } }, {
+            action: role === 'admin' ? 'setup.admin_created' : 'user.registered',
+            outcome: 'success',
+            target: `user:${user!.id}`,
+            details: { keyVersion: 1, sessionId: s.sessionId },
+          });
+          return { ...s, user: toUser(user!, { keyVersion: 1 }) };
+        });
+      } catch (e) {
+        // Two registrations racing for one email: the unique index settles it.
+        if ((e as { code?: string }).code === '23505' || /unique/i.test(String((e as Error).message))) {
+          if (!(e instanceof AppError)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
+        }
+        throw e;
+      } finally {
+        wipe(dek, kek);
+      }
+    },
+
+    /** Unknown email and wrong password answer the same, after the same argon2 work. */
+    async login(ctx: RequestCtx, body: LoginBody): Promise<Session> {
+      const key = loginKey(body.email);
+      const blocked = await repo.throttleBlockedFor(db, key, clock.now());
+      if (blocked > 0) {
+        await audit.recordDetached(ctx, { action: 'auth.login', outcome: 'denied', target: `email:${body.email}`, details: { reason: 'throttled' } });
+        throw new AppError('RATE_LIMITED', 'Too many failed sign-ins for this account. Try again later.', { retryAfterSeconds: blocked });
+      }
+      const found = await repo.findUserWithKeysByEmail(db, body.email);
+      const fail = async (reason: string): Promise<never> => {
+        await repo.throttleFail(db, key, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS, clock.now());
+        await audit.recordDetached(ctx, {
+          action: 'auth.login',
+          outcome: 'failure',
+          target: `email:${body.email}`,
+          actor: found ? { id: found.user.id, email: found.user.email, role: found.user.role } : { email: body.email },
+          details: { reason },
+        });
+        throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect.');
+      };
+      if (!found || found.user.disabled) {
+        wipe(await kdfCost(deriveMaster(body.password, DUMMY_SALT, config.kdf)));
+        return fail(found ? 'disabled' : 'unknown_email');
+      }
+      const unlocked = await kdfCost(unlockKeyMaterial(found.user.id, body.password, found.keys));
+      if (!unlocked.ok) return fail(unlocked.reason === 'WRONG_PASSWORD' ? 'wrong_password' : 'key_check_failed');
+      try {
+        const s = await db.transaction(async (tx) => {
+          const s = await openSession(tx, found.user, found.keys.keyVersion, unlocked.dek);
+          await repo.throttleReset(tx, key);
+          await audit.record(tx, { ...ctx, actor: { id: found.user.id, email: found.user.email, role: found.user.role } }, {
+            action: 'auth.login',
+            outcome: 'success',
+            target: `user:${found.user.id}`,
+            details: { sessionId: s.sessionId },
+          });
+          return s;
+        });
+        return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(found.user, found.keys) };
+      } finally {
+        wipe(unlocked.dek, unlocked.kek);
+      }
+    },
+
+    async logout(ctx: RequestCtx, auth: AuthContext): Promise<void> {
+      await db.transaction(async (tx) => {
+        await repo.revokeSession(tx, auth.sessionId, 'logout', clock.now());
+        await audit.record(tx, ctx, { action: 'auth.logout', outcome: 'success', target: `user:${auth.userId}`, details: { sessionId: auth.sessionId } });
+      });
+    },
+
+    /** Resolve a bearer or cookie token to a live session, or null (→ 401). */
+    async resolve(token: string): Promise<AuthContext | null> {
+      let claims: SessionClaims;
+      try {
+        claims = signer.verify(token);
+      } catch {
+        return null;
+      }
+      if (typeof claims.sid !== 'string' || typeof claims.sk !== 'string' || !/^[0-9a-f-]{36}$/i.test(claims.sid)) return null;
+      const sessionKey = Buffer.from(claims.sk, 'base64url');
+      if (sessionKey.length !== 32) return null;
+      const r = await repo.findLiveSession(db, claims.sid, clock.now());
+      if (!r || r.user.id !== claims.sub) return null;
+      return {
+        userId: r.user.id,
+        email: r.user.email,
+        role: r.user.role,
+        sessionId: r.session.id,
+        keyVersion: r.session.keyVersion,
+        currentKeyVersion: r.currentKeyVersion,
+        sessionKey,
+        wrappedDek: r.session.wrappedDek,
+        expiresAt: r.session.expiresAt,
+      };
+    },
+
+    /** The session's DEK, opened with the key only the client's token carries. Caller wipes it. */
+    sessionDek(auth: AuthContext): Buffer {
+      try {
+        return unwrapForSession(auth.sessionKey, auth.wrappedDek, auth.sessionId, auth.userId, auth.keyVersion);
+      } catch {
+        throw new AppError('UNAUTHENTICATED', 'Your session is no longer valid. Please sign in again.');
+      }
+    },
+
+    async me(auth: AuthContext) {
+      const r = await repo.findUserWithKeys(db, auth.userId);
+      if (!r) throw new AppError('UNAUTHENTICATED', 'Your session is no longer valid. Please sign in again.');
+      return {
+        user: toUser(r.user, r.keys),
+        session: {
+          id: auth.sessionId,
+          keyVersion: auth.keyVersion,
+          expiresAt: auth.expiresAt.toISOString(),
+          csrfToken: csrfTokenFor(config.jwtSecret, auth.sessionId),
+        },
+      };
+    },
+
+    /**
+     * Fresh re-authentication of an admin (approve, finalize, restore): verify the password in
+     * this request, throttled per admin. Returns the admin's KEK for the AMK unwrap; caller wipes.
+     */
+    async reauthenticateAdmin(ctx: RequestCtx, auth: AuthContext, password: string, maxFailures: number, action: string): Promise<Buffer> {
+      const key = `admin-reauth:${auth.userId}`;
+      const blocked = await repo.throttleBlockedFor(db, key, clock.now());
+      if (blocked > 0) {
+        await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'reauth_throttled' } });
+        throw new AppError('RATE_LIMITED', 'Too many wrong admin passwords. Try again later.', { retryAfterSeconds: blocked });
+      }
+      const r = await repo.findUserWithKeys(db, auth.userId);
+      if (!r || r.user.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
+      const unlocked = await kdfCost(unlockKeyMaterial(r.user.id, password, r.keys));
+      if (!unlocked.ok) {
+        await repo.throttleFail(db, key, maxFailures, config.LOGIN_LOCK_SECONDS, clock.now());
+        await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'admin_reauth_failed' } });
+        throw new AppError('ADMIN_REAUTH_FAILED', 'The admin password is incorrect.');
+      }
+      await repo.throttleReset(db, key);
+      wipe(unlocked.dek);
+      return unlocked.kek;
+    },
+  };
+}
+export type AuthService = ReturnType<typeof createAuthService>;

@@ -1,0 +1,60 @@
+import { AppError, ERROR_STATUS, type ErrorBody, type ErrorCode } from '@keyturn/shared';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+
+export function sendError(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, message: string, details?: unknown) {
+  const body: ErrorBody = { error: { code, message, requestId: String(request.id), ...(details === undefined ? {} : { details }) } };
+  return reply.code(ERROR_STATUS[code]).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
+}
+
+/** Fastify's own error codes mapped onto ours; anything unknown is a generic 500. */
+const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: ['PAYLOAD_TOO_LARGE', 'The request body is too large.'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ['UNSUPPORTED_MEDIA_TYPE', 'Send JSON with Content-Type: application/json.'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['VALIDATION_FAILED', 'The Content-Length header does not match the body.'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: ['VALIDATION_FAILED', 'The request body is empty; send a JSON object.'],
+  FST_ERR_CTP_INVALID_JSON_BODY: ['VALIDATION_FAILED', 'The request body is not valid JSON.'],
+  FST_ERR_CTP_INSTANCE_ALREADY_STARTED: ['INTERNAL', 'Something went wrong on our side.'],
+};
+
+export function registerErrorHandler(app: FastifyInstance) {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof AppError) {
+      if (err.code === 'RATE_LIMITED') {
+        const s = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+        if (s) reply.header('retry-after', String(s));
+      }
+      if (err.status >= 500) request.log.error({ err }, 'service error');
+      return sendError(reply, request, err.code, err.message, err.details);
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const details = err.validation.map((v) => ({
+        field: [err.validationContext, ...String(v.instancePath ?? '').split('/').filter(Boolean)].join('.'),
+        message: v.message,
+      }));
+      return sendError(reply, request, 'VALIDATION_FAILED', 'Some fields are missing or not valid.', details);
+    }
+    if (isResponseSerializationError(err)) {
+      request.log.error({ err }, 'response did not match its schema');
+      return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
+    }
+    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
+    if (mapped) return sendError(reply, request, mapped[0], mapped[1]);
+    if (err instanceof SyntaxError || err.statusCode === 400) {
+      // Body parser refusals: bad JSON, prototype poisoning (__proto__ / constructor.prototype).
+      return sendError(reply, request, 'VALIDATION_FAILED', 'The request body was refused: send a plain JSON object.');
+    }
+    if (err.statusCode === 429) return sendError(reply, request, 'RATE_LIMITED', 'Too many requests. Slow down and try again shortly.');
+    if (err.statusCode === 413) return sendError(reply, request, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
+    if (err.statusCode === 415) return sendError(reply, request, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON with Content-Type: application/json.');
+    if (err.statusCode === 404) return sendError(reply, request, 'NOT_FOUND', 'Not found.');
+    // Database unreachable or refusing writes: a fast, generic 503.
+    const pgCode = (err as { code?: string }).code ?? '';
+    if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated/i.test(err.message)) {
+      request.log.error({ err }, 'database unavailable');
+      return sendError(reply, request, 'UNAVAILABLE', 'The service is temporarily unavailable. Try again shortly.');
+    }
+    request.log.error({ err }, 'unhandled error');
+    return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
+  });
+}
