@@ -16,7 +16,10 @@ import type { Config } from './config';
 import { type Container, type ContainerDeps, createContainer } from './container';
 import type { Database } from './db/client';
 import type { Clock } from './lib/clock';
+import { auditRoutes } from './modules/audit/audit.routes';
 import { authRoutes } from './modules/auth/auth.routes';
+import { maintenanceRoutes } from './modules/maintenance/maintenance.routes';
+import { rotationAdminRoutes, rotationUserRoutes } from './modules/rotation/rotation.routes';
 import type { SessionClaims, TokenSigner } from './modules/auth/tokens';
 import { healthRoutes } from './modules/health/health.routes';
 import { secretsRoutes } from './modules/secrets/secrets.routes';
@@ -145,6 +148,10 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(setupRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(authRoutes(container.auth, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(secretsRoutes(container.secrets));
+  await app.register(rotationUserRoutes(container.rotation, config.AUTH_RATE_LIMIT_PER_MINUTE));
+  await app.register(rotationAdminRoutes(container.rotation));
+  await app.register(auditRoutes(container.audit));
+  await app.register(maintenanceRoutes(container.maintenance));
   await app.register(healthRoutes(container));
 
   registerSpa(app, config.WEB_DIST_DIR);

@@ -7,7 +7,9 @@ import { createAuthRepo } from './modules/auth/auth.repo';
 import { createAuthService } from './modules/auth/auth.service';
 import type { TokenSigner } from './modules/auth/tokens';
 import { createMetrics } from './modules/health/metrics';
-type RotationHooks = Record<string, unknown>;
+import { createMaintenanceService } from './modules/maintenance/maintenance.service';
+import { createRotationRepo } from './modules/rotation/rotation.repo';
+import { createRotationService, type RotationHooks } from './modules/rotation/rotation.service';
 import { createSecretsRepo } from './modules/secrets/secrets.repo';
 import { createSecretsService } from './modules/secrets/secrets.service';
 import { createAmkRepo } from './modules/setup/amk.repo';
@@ -34,7 +36,34 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
   const setup = createSetupService({ db, amkRepo, authRepo, auth, audit, config });
   const secretsRepo = createSecretsRepo();
   const secrets = createSecretsService({ db, repo: secretsRepo, auth, audit, config });
-  void rotationHooks;
-  return { db, database, config, clock, metrics, audit, auth, setup, secrets, repos: { auditRepo, authRepo, amkRepo, secretsRepo } };
+  const rotationRepo = createRotationRepo();
+  const rotation = createRotationService({
+    db,
+    database,
+    repo: rotationRepo,
+    authRepo,
+    amkRepo,
+    auth,
+    audit,
+    clock,
+    config,
+    metrics,
+    hooks: rotationHooks ?? {},
+  });
+  const maintenance = createMaintenanceService({ db, database, rotationRepo, audit, clock, config, metrics, rotation });
+  return {
+    db,
+    database,
+    config,
+    clock,
+    metrics,
+    audit,
+    auth,
+    setup,
+    secrets,
+    rotation,
+    maintenance,
+    repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo },
+  };
 }
 export type Container = ReturnType<typeof createContainer>;

@@ -33,7 +33,8 @@ async function main() {
     process.stdout.write(`${banner.join('\n')}\n`);
   }
 
-  // MAINTENANCE_SCHEDULER
+  const stopScheduler = app.container.maintenance.startScheduler(app.log);
+  app.addHook('onClose', async () => stopScheduler());
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
 

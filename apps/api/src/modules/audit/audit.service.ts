@@ -102,6 +102,7 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
     },
 
     count: () => repo.count(db),
+    page: (afterSeq: number, limit: number) => repo.page(db, afterSeq, limit),
   };
 }
 export type AuditService = ReturnType<typeof createAuditService>;

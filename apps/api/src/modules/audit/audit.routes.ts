@@ -1,0 +1,71 @@
+import { AuditListSchema, AuditQuerySchema, AuditVerifyQuerySchema, AuditVerifySchema } from '@keyturn/shared';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { errorResponses } from '../../plugins/openapi';
+import type { AuditService } from './audit.service';
+
+const toApi = (r: Awaited<ReturnType<AuditService['list']>>['items'][number]) => ({
+  seq: r.seq,
+  at: r.atText,
+  actorId: r.actorId,
+  actorEmail: r.actorEmail,
+  role: r.role,
+  action: r.action,
+  target: r.target,
+  outcome: r.outcome as 'success' | 'failure' | 'denied',
+  requestId: r.requestId,
+  clientAddress: r.clientAddress,
+  details: r.details,
+  hash: r.hash,
+});
+
+export const auditRoutes =
+  (audit: AuditService): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.addHook('preHandler', app.requireAdmin);
+    const tags = ['admin: audit'];
+
+    app.get(
+      '/admin/api/audit',
+      { schema: { tags, summary: 'Audit events, newest first (filters, pagination)', querystring: AuditQuerySchema, response: { 200: AuditListSchema, ...errorResponses } } },
+      async (request) => {
+        const { items, total } = await audit.list(request.query);
+        return { items: items.map(toApi), total };
+      },
+    );
+
+    app.get(
+      '/admin/api/audit/verify',
+      {
+        schema: {
+          tags,
+          summary: 'Recompute the hash chain; with a checkpoint (seq + hash) also detect truncation or a rewritten history',
+          querystring: AuditVerifyQuerySchema,
+          response: { 200: AuditVerifySchema, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { checkpointSeq, checkpointHash } = request.query;
+        return audit.verify(checkpointSeq && checkpointHash ? { seq: checkpointSeq, hash: checkpointHash } : undefined);
+      },
+    );
+
+    app.get(
+      '/admin/api/audit/export',
+      { schema: { tags, summary: 'The whole trail as NDJSON (oldest first), for shipping off-box', querystring: AuditQuerySchema.pick({}) } },
+      async (_request, reply) => {
+        const lines: string[] = [];
+        let after = 0;
+        for (;;) {
+          const page = await audit.page(after, 5000);
+          if (page.length === 0) break;
+          for (const r of page) lines.push(JSON.stringify(toApi(r)));
+          after = page[page.length - 1]!.seq;
+        }
+        return reply
+          .type('application/x-ndjson; charset=utf-8')
+          .header('content-disposition', 'attachment; filename="keyturn-audit.ndjson"')
+          .header('cache-control', 'no-store')
+          .send(lines.length ? `${lines.join('\n')}\n` : '');
+      },
+    );
+  };

@@ -1,0 +1,207 @@
+import type { MaintenanceRun, SystemStatus } from '@keyturn/shared';
+import { and, desc, eq, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
+import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
+import { maintenanceRuns, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
+import type { Clock } from '../../lib/clock';
+import { type RequestCtx, systemCtx } from '../../lib/context';
+import type { AuditService } from '../audit/audit.service';
+import type { Metrics } from '../health/metrics';
+import type { RotationRepo } from '../rotation/rotation.repo';
+import type { RotationService } from '../rotation/rotation.service';
+
+export interface MaintenanceDeps {
+  db: Db;
+  database: Database;
+  rotationRepo: RotationRepo;
+  audit: AuditService;
+  clock: Clock;
+  metrics: Metrics;
+  rotation: RotationService;
+  config: {
+    instanceId: string;
+    PENDING_TTL_SECONDS: number;
+    LOCK_TIMEOUT_SECONDS: number;
+    BACKUP_RETENTION_SECONDS: number;
+    MAINTENANCE_INTERVAL_SECONDS: number;
+  };
+}
+
+/** One maintenance run at a time across every instance (waits, or skips for the scheduler). */
+const MAINTENANCE_LOCK = 727_274_003;
+const ENDED = ['rejected', 'cancelled', 'expired', 'revoked', 'failed', 'finalized', 'rolled_back', 'superseded'];
+
+export function createMaintenanceService(deps: MaintenanceDeps) {
+  const { db, clock, config, audit } = deps;
+  const secs = (n: number) => sql`${n} * interval '1 second'`;
+
+  async function acquire(tx: DbOrTx, wait: boolean): Promise<boolean> {
+    if (wait) {
+      await tx.execute(sql`select pg_advisory_xact_lock(${MAINTENANCE_LOCK})`);
+      return true;
+    }
+    const [r] = await rowsOf<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${MAINTENANCE_LOCK}) as ok`);
+    return !!r?.ok;
+  }
+
+  async function record(tx: DbOrTx, ctx: RequestCtx, run: Omit<MaintenanceRun, 'at'>): Promise<MaintenanceRun> {
+    const [row] = await tx
+      .insert(maintenanceRuns)
+      .values({ kind: run.kind, instance: config.instanceId, changes: run.changes, settled: run.settled ?? null, at: sql`${clock.now()}` })
+      .returning();
+    await audit.record(tx, ctx, {
+      action: `maintenance.${run.kind}`,
+      outcome: 'success',
+      details: { ...run.changes, ...(run.settled?.length ? { settledTokens: run.settled.map((s) => `${s.tokenId}:${s.to}`).join(',') } : {}) },
+    });
+    deps.metrics.maintenanceRuns.inc({ kind: run.kind });
+    return { ...run, at: row!.at.toISOString() };
+  }
+
+  return {
+    /**
+     * Expire overdue tokens, drop backups past retention, purge ended sessions and stale
+     * throttles. Never touches audit events or a live lock. Idempotent: a second run changes nothing.
+     */
+    async cleanup(ctx: RequestCtx, opts: { wait?: boolean } = {}): Promise<MaintenanceRun | null> {
+      return db.transaction(async (tx) => {
+        if (!(await acquire(tx, opts.wait ?? true))) return null;
+        const now = clock.now();
+        const overdue = await tx
+          .select({ id: rotationTokens.id, status: rotationTokens.status })
+          .from(rotationTokens)
+          .where(
+            or(
+              and(eq(rotationTokens.status, 'pending'), sql`${rotationTokens.createdAt} + ${secs(config.PENDING_TTL_SECONDS)} <= ${now}`),
+              and(eq(rotationTokens.status, 'approved'), sql`${rotationTokens.expiresAt} <= ${now}`),
+            ),
+          )
+          .for('update', { skipLocked: true });
+        let expired = 0;
+        for (const t of overdue) {
+          const moved = await deps.rotationRepo.transition(tx, t.id, [t.status], { status: 'expired', decidedAt: now, decisionNote: 'expired by cleanup', tempHash: null });
+          if (moved) {
+            expired++;
+            await audit.record(tx, ctx, { action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
+          }
+        }
+        // Backups of rotations that ended (finalized, superseded, rolled back) past retention.
+        const endedAt = sql`coalesce(${rotationTokens.finalizedAt}, ${rotationTokens.rolledBackAt}, ${rotationTokens.endedAt}, ${rotationTokens.failedAt})`;
+        const purgeable = tx
+          .select({ id: rotationTokens.id })
+          .from(rotationTokens)
+          .where(and(inArray(rotationTokens.status, ENDED), sql`${endedAt} + ${secs(config.BACKUP_RETENTION_SECONDS)} <= ${now}`));
+        const backups = await tx.delete(rotationBackups).where(inArray(rotationBackups.tokenId, purgeable)).returning({ id: rotationBackups.id });
+        const ended = await tx
+          .delete(sessions)
+          .where(or(isNotNull(sessions.revokedAt), lte(sessions.expiresAt, now)))
+          .returning({ id: sessions.id });
+        const thr = await tx
+          .delete(throttles)
+          .where(and(sql`coalesce(${throttles.blockedUntil}, ${throttles.windowStartedAt}) < ${now} - interval '1 day'`))
+          .returning({ k: throttles.key });
+        return record(tx, ctx, {
+          kind: 'cleanup',
+          changes: { tokensExpired: expired, backupsPurged: backups.length, sessionsPurged: ended.length, throttlesPurged: thr.length },
+        });
+      });
+    },
+
+    /**
+     * Settle in_progress tokens whose lock is older than LOCK_TIMEOUT_SECONDS, from the
+     * database's truth. A live rotation holds its token row FOR UPDATE for its whole
+     * transaction, and SKIP LOCKED passes over it: only truly abandoned locks are settled.
+     */
+    async recover(ctx: RequestCtx, opts: { wait?: boolean } = {}): Promise<MaintenanceRun | null> {
+      return db.transaction(async (tx) => {
+        if (!(await acquire(tx, opts.wait ?? true))) return null;
+        const now = clock.now();
+        const stale = await tx
+          .select()
+          .from(rotationTokens)
+          .where(and(eq(rotationTokens.status, 'in_progress'), sql`${rotationTokens.lockedAt} + ${secs(config.LOCK_TIMEOUT_SECONDS)} <= ${now}`))
+          .for('update', { skipLocked: true });
+        const settled: NonNullable<MaintenanceRun['settled']> = [];
+        for (const t of stale) {
+          const [k] = await tx.select({ kv: userKeys.keyVersion }).from(userKeys).where(eq(userKeys.userId, t.userId));
+          const committed = (k?.kv ?? 0) > t.fromKeyVersion;
+          const moved = committed
+            ? await deps.rotationRepo.transition(tx, t.id, ['in_progress'], { status: 'completed', completedAt: now, toKeyVersion: k!.kv, tempHash: null })
+            : await deps.rotationRepo.transition(tx, t.id, ['in_progress'], { status: 'failed', failedAt: now, failureReason: 'INTERRUPTED', tempHash: null });
+          if (!moved) continue;
+          const to = committed ? 'completed' : 'failed';
+          const reason = committed ? 'key version was committed' : 'interrupted before commit; nothing changed';
+          settled.push({ tokenId: t.id, to, reason });
+          await audit.record(tx, ctx, { action: 'rotation.recovered', outcome: 'success', target: `rotation:${t.id}`, details: { to, reason, lockOwner: t.lockOwner } });
+        }
+        return record(tx, ctx, { kind: 'recover', changes: { settled: settled.length, failed: settled.filter((s) => s.to === 'failed').length }, settled });
+      });
+    },
+
+    async status(): Promise<SystemStatus> {
+      const now = clock.now();
+      const counts: Record<string, number> = {};
+      for (const r of await db.select({ s: rotationTokens.status, n: sql<number>`count(*)::int` }).from(rotationTokens).groupBy(rotationTokens.status)) counts[r.s] = r.n;
+      const [agg] = await rowsOf<{ oldest: number | null; stale: number; overdue: number; at: string | Date }>(
+        db,
+        sql`select
+              (select extract(epoch from (${now} - min(created_at)))::float8 from rotation_tokens where status = 'pending') as oldest,
+              (select count(*)::int from rotation_tokens where status = 'in_progress' and locked_at + ${secs(config.LOCK_TIMEOUT_SECONDS)} <= ${now}) as stale,
+              (select count(*)::int from rotation_tokens where (status = 'pending' and created_at + ${secs(config.PENDING_TTL_SECONDS)} <= ${now})
+                                                         or (status = 'approved' and expires_at <= ${now})) as overdue,
+              ${now} as at`,
+      );
+      const last = async (kind: string): Promise<MaintenanceRun | null> => {
+        const [r] = await db.select().from(maintenanceRuns).where(eq(maintenanceRuns.kind, kind)).orderBy(desc(maintenanceRuns.at)).limit(1);
+        return r ? { kind: r.kind as MaintenanceRun['kind'], at: r.at.toISOString(), changes: r.changes, ...(r.settled ? { settled: r.settled as MaintenanceRun['settled'] } : {}) } : null;
+      };
+      const byDay = await rowsOf<{ day: string; completed: number; failed: number }>(
+        db,
+        sql`select to_char(d, 'YYYY-MM-DD') as day,
+                   (select count(*)::int from rotation_tokens where completed_at >= d and completed_at < d + interval '1 day') as completed,
+                   (select count(*)::int from rotation_tokens where failed_at >= d and failed_at < d + interval '1 day') as failed
+            from generate_series(date_trunc('day', ${now}) - interval '13 days', date_trunc('day', ${now}), interval '1 day') as d
+            order by d`,
+      );
+      const v = await audit.verify();
+      deps.metrics.auditChainOk.set({}, v.ok ? 1 : 0);
+      for (const s of Object.keys(counts)) deps.metrics.tokensByState.set({ state: s }, counts[s]!);
+      return {
+        at: new Date(agg!.at).toISOString(),
+        counts,
+        oldestPendingAgeSeconds: agg?.oldest === null || agg?.oldest === undefined ? null : Math.round(Number(agg.oldest)),
+        awaitingFinalization: counts.completed ?? 0,
+        staleLocks: agg?.stale ?? 0,
+        overdueExpiries: agg?.overdue ?? 0,
+        lastCleanup: await last('cleanup'),
+        lastRecover: await last('recover'),
+        audit: { ok: v.ok, checked: v.checked, firstBadSeq: v.firstBadSeq },
+        rotationsByDay: byDay,
+      };
+    },
+
+    /** In-process scheduler: cleanup then recover every interval; skips if another instance is at it. */
+    startScheduler(log: FastifyBaseLogger): () => void {
+      if (config.MAINTENANCE_INTERVAL_SECONDS <= 0) return () => {};
+      let running = false;
+      const tick = async () => {
+        if (running) return;
+        running = true;
+        try {
+          const ctx = systemCtx(`scheduler-${Date.now()}`, config.instanceId);
+          const c = await this.cleanup(ctx, { wait: false });
+          const r = await this.recover(ctx, { wait: false });
+          if (c || r) log.info({ cleanup: c?.changes, recover: r?.changes }, 'maintenance run');
+        } catch (err) {
+          log.error({ err }, 'maintenance run failed');
+        } finally {
+          running = false;
+        }
+      };
+      const timer = setInterval(() => void tick(), config.MAINTENANCE_INTERVAL_SECONDS * 1000);
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+  };
+}
+export type MaintenanceService = ReturnType<typeof createMaintenanceService>;

@@ -1,0 +1,157 @@
+import { createHash } from 'node:crypto';
+import { aad } from '../crypto/aad';
+import { open, seal } from '../crypto/aead';
+
+/**
+ * The atomic re-encryption core (DESIGN §3). It knows nothing of HTTP or SQL: it drives a
+ * RotationStore that the caller has bound to ONE open database transaction, so everything it
+ * does commits or rolls back together. The caller owns BEGIN/COMMIT, the key row write, the
+ * token transition and the audit event.
+ */
+
+export interface SecretCipherRow {
+  id: string;
+  keyVersion: number;
+  nameCt: Buffer;
+  valueCt: Buffer;
+}
+
+export interface RotationStore {
+  /** SELECT … FOR UPDATE the user's key row; returns what is current under the lock. */
+  lockKeyRow(): Promise<{ keyVersion: number; wrappedDek: Buffer }>;
+  /** Number of the user's secret rows (under the key row lock, writers are excluded). */
+  countSecrets(): Promise<number>;
+  /** Copy the key row and every secret's ciphertext into rotation_backups; returns secrets copied. */
+  backup(): Promise<number>;
+  /** The next batch in id order (keyset pagination), ids strictly after `afterId`. */
+  readBatch(afterId: string | null, limit: number): Promise<SecretCipherRow[]>;
+  /** Write a batch with a fixed number of statements (never one per row). */
+  writeBatch(rows: SecretCipherRow[]): Promise<void>;
+  /** Rows not at `keyVersion` (must be 0 after the rewrite: completeness guard). */
+  countNotAt(keyVersion: number): Promise<number>;
+}
+
+/** Fault points at each stage boundary; tests inject failures and pauses here. */
+export interface RotationHooks {
+  afterClaim?: (tokenId: string) => Promise<void> | void;
+  afterLock?: (tokenId: string) => Promise<void> | void;
+  afterBackup?: (tokenId: string) => Promise<void> | void;
+  /** After batch `index` (0-based) has been written. */
+  afterBatch?: (tokenId: string, index: number) => Promise<void> | void;
+  beforeCommit?: (tokenId: string) => Promise<void> | void;
+  afterCommit?: (tokenId: string) => Promise<void> | void;
+}
+
+/** Why a rotation refused to commit. The code is stored as the token's failure reason. */
+export class RotationAbort extends Error {
+  constructor(
+    readonly reasonCode: 'KEY_CHANGED' | 'COUNT_MISMATCH' | 'VERIFY_FAILED' | 'DECRYPT_FAILED' | 'STALE_ROWS',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RotationAbort';
+  }
+}
+
+export interface ReencryptInput {
+  tokenId: string;
+  userId: string;
+  oldDek: Buffer;
+  newDek: Buffer;
+  fromKeyVersion: number;
+  toKeyVersion: number;
+  /** The wrapped DEK the caller unlocked before the transaction: re-checked under the lock. */
+  expectedWrappedDek: Buffer;
+  batchSize: number;
+  store: RotationStore;
+  hooks?: RotationHooks;
+}
+
+export interface ReencryptResult {
+  count: number;
+  batches: number;
+  /** SHA-256 over (id, name_ct, value_ct) of every row as written, in id order. */
+  digest: Buffer;
+}
+
+/** Digest of a user's secret rows, in id order; restore compares it to refuse if anything changed. */
+export function createRowsDigest() {
+  const h = createHash('sha256');
+  return {
+    add(r: Pick<SecretCipherRow, 'id' | 'nameCt' | 'valueCt'>) {
+      h.update(r.id).update(lenPrefix(r.nameCt)).update(r.nameCt).update(lenPrefix(r.valueCt)).update(r.valueCt);
+    },
+    digest: () => h.digest(),
+  };
+}
+const lenPrefix = (b: Buffer) => {
+  const p = Buffer.alloc(4);
+  p.writeUInt32BE(b.length);
+  return p;
+};
+
+/** Re-encrypt one row: open under the old version's AAD, seal under the new, prove it opens. */
+export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer, newDek: Buffer, toKv: number): SecretCipherRow {
+  let name: Buffer;
+  let value: Buffer;
+  try {
+    name = open(oldDek, r.nameCt, aad.secretName(userId, r.id, r.keyVersion));
+    value = open(oldDek, r.valueCt, aad.secretValue(userId, r.id, r.keyVersion));
+  } catch {
+    throw new RotationAbort('DECRYPT_FAILED', `secret ${r.id} does not open under the current key`);
+  }
+  const nameCt = seal(newDek, name, aad.secretName(userId, r.id, toKv));
+  const valueCt = seal(newDek, value, aad.secretValue(userId, r.id, toKv));
+  // Verify before commit: every new ciphertext must open to exactly the old plaintext.
+  try {
+    const n2 = open(newDek, nameCt, aad.secretName(userId, r.id, toKv));
+    const v2 = open(newDek, valueCt, aad.secretValue(userId, r.id, toKv));
+    if (!n2.equals(name) || !v2.equals(value)) throw new Error('mismatch');
+    n2.fill(0);
+    v2.fill(0);
+  } catch {
+    throw new RotationAbort('VERIFY_FAILED', `secret ${r.id} did not verify under the new key`);
+  } finally {
+    name.fill(0);
+    value.fill(0);
+  }
+  return { id: r.id, keyVersion: toKv, nameCt, valueCt };
+}
+
+/**
+ * lock key row → re-check it → count → backup → re-encrypt in batches (verify each) →
+ * completeness guard. Runs inside the caller's transaction; throws RotationAbort to roll back.
+ */
+export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResult> {
+  const { store, hooks = {}, tokenId } = input;
+  const locked = await store.lockKeyRow();
+  if (locked.keyVersion !== input.fromKeyVersion || !locked.wrappedDek.equals(input.expectedWrappedDek)) {
+    throw new RotationAbort('KEY_CHANGED', 'the key row changed since the credentials were checked');
+  }
+  await hooks.afterLock?.(tokenId);
+  const expected = await store.countSecrets();
+  const backedUp = await store.backup();
+  if (backedUp !== expected) throw new RotationAbort('COUNT_MISMATCH', `backed up ${backedUp} of ${expected} secrets`);
+  await hooks.afterBackup?.(tokenId);
+
+  const digest = createRowsDigest();
+  let count = 0;
+  let batches = 0;
+  let after: string | null = null;
+  for (;;) {
+    const rows = await store.readBatch(after, input.batchSize);
+    if (rows.length === 0) break;
+    const out = rows.map((r) => reencryptRow(input.userId, r, input.oldDek, input.newDek, input.toKeyVersion));
+    await store.writeBatch(out);
+    for (const r of out) digest.add(r);
+    count += rows.length;
+    after = rows[rows.length - 1]!.id;
+    await hooks.afterBatch?.(tokenId, batches);
+    batches++;
+    if (rows.length < input.batchSize) break;
+  }
+  if (count !== expected) throw new RotationAbort('COUNT_MISMATCH', `re-encrypted ${count} of ${expected} secrets`);
+  const stale = await store.countNotAt(input.toKeyVersion);
+  if (stale !== 0) throw new RotationAbort('STALE_ROWS', `${stale} secrets are not at the new key version`);
+  return { count, batches, digest: digest.digest() };
+}

@@ -1,0 +1,2 @@
+// Node-only atomic-rotation core: re-encryption in batches through a storage interface.
+export * from './engine';
