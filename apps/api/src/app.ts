@@ -23,6 +23,7 @@ import { rotationAdminRoutes, rotationUserRoutes } from './modules/rotation/rota
 import type { SessionClaims, TokenSigner } from './modules/auth/tokens';
 import { healthRoutes } from './modules/health/health.routes';
 import { secretsRoutes } from './modules/secrets/secrets.routes';
+import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
 import { registerErrorHandler, sendError } from './plugins/error-handler';
@@ -151,6 +152,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(rotationUserRoutes(container.rotation, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(rotationAdminRoutes(container.rotation));
   await app.register(auditRoutes(container.audit));
+  await app.register(adminAccountRoutes(container.setup));
   await app.register(maintenanceRoutes(container.maintenance));
   await app.register(healthRoutes(container));
 

@@ -7,11 +7,6 @@ import { z } from 'zod';
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 
 const seconds = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
-const bool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /**
  * Every environment variable Keyturn reads, with its default. This module is the only reader of

@@ -45,3 +45,11 @@ export const SetupBodySchema = z.strictObject({
   password: NewPasswordSchema,
 });
 export type SetupBody = z.infer<typeof SetupBodySchema>;
+
+/** An existing admin (by fresh password) adds another admin and shares the AMK with them. */
+export const CreateAdminBodySchema = z.strictObject({
+  email: EmailSchema,
+  password: NewPasswordSchema,
+  adminPassword: PasswordInputSchema,
+});
+export type CreateAdminBody = z.infer<typeof CreateAdminBodySchema>;

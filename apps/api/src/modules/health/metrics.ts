@@ -61,7 +61,10 @@ export function createMetrics() {
       observe(l: Labels, v: number) {
         const k = key(l);
         let s = series.get(k);
-        if (!s) series.set(k, (s = { counts: buckets.map(() => 0), sum: 0, n: 0 }));
+        if (!s) {
+          s = { counts: buckets.map(() => 0), sum: 0, n: 0 };
+          series.set(k, s);
+        }
         const i = buckets.findIndex((b) => v <= b);
         if (i >= 0) s.counts[i]!++;
         s.sum += v;

@@ -2,7 +2,7 @@ import type { SecretCipherRow } from '@keyturn/shared/rotation';
 import { and, count, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { Param } from 'drizzle-orm';
 import { type DbOrTx, rowsOf } from '../../db/client';
-import { amkWraps, rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
+import { type amkWraps, rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
 
 export type TokenRow = typeof rotationTokens.$inferSelect;
 /** Column values for an UPDATE: plain values or SQL expressions (e.g. the clock's now()). */

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, type Session, type SetupBody } from '@keyturn/shared';
 import {
+  amkPublicFromPrivate,
   constantTimeEqualStrings,
   generateAmk,
   generateSetupCode,
   type KdfParams,
   newKeyMaterial,
   sha256Hex,
+  unlockKeyMaterial,
+  unwrapAmkForAdmin,
   wipe,
   wrapAmkForAdmin,
 } from '@keyturn/shared/crypto';
@@ -30,10 +33,46 @@ export interface SetupServiceDeps {
 }
 
 export function createSetupService({ db, amkRepo, authRepo, auth, audit, config }: SetupServiceDeps) {
+  /**
+   * An existing admin (fresh password) shares the AMK with a new admin account: the AMK private
+   * key is unwrapped with the existing admin's KEK and wrapped under the new admin's KEK.
+   */
+  async function addAdmin(ctx: RequestCtx, existing: { email: string; password: string }, body: { email: string; password: string }) {
+    const found = await authRepo.findUserWithKeysByEmail(db, existing.email);
+    const deny = async (reason: string): Promise<never> => {
+      await audit.recordDetached(ctx, { action: 'admin.created', outcome: 'denied', target: `email:${body.email}`, details: { reason } });
+      throw new AppError('ADMIN_REAUTH_FAILED', 'The existing admin’s email or password is incorrect.');
+    };
+    if (!found || found.user.role !== 'admin' || found.user.disabled) return deny('not_an_admin');
+    const unlocked = await unlockKeyMaterial(found.user.id, existing.password, found.keys);
+    if (!unlocked.ok) return deny('admin_reauth_failed');
+    const wrap = await amkRepo.wrapFor(db, found.user.id);
+    const amkRow = await amkRepo.get(db);
+    if (!wrap || !amkRow) return deny('no_amk_share');
+    const newId = randomUUID();
+    let priv: Buffer | null = null;
+    const fresh = await newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey });
+    try {
+      priv = unwrapAmkForAdmin(unlocked.kek, wrap.wrappedPrivate, found.user.id, wrap.amkId);
+      if (!amkPublicFromPrivate(priv).equals(amkRow.publicKey)) return deny('amk_mismatch');
+      return await db.transaction(async (tx) => {
+        if (await authRepo.findUserWithKeysByEmail(tx, body.email)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
+        const [user] = await tx.insert(users).values({ id: newId, email: body.email, role: 'admin' }).returning();
+        await authRepo.insertKeys(tx, newId, fresh.material);
+        await amkRepo.upsertWrap(tx, { adminId: newId, amkId: amkRow.id, keyVersion: 1, wrappedPrivate: wrapAmkForAdmin(fresh.kek, priv!, newId, amkRow.id) });
+        await audit.record(tx, ctx, { action: 'admin.created', outcome: 'success', target: `user:${newId}`, details: { by: found.user.id } });
+        return toUser(user!, { keyVersion: 1 });
+      });
+    } finally {
+      wipe(priv, unlocked.dek, unlocked.kek, fresh.dek, fresh.kek);
+    }
+  }
+
   const needed = async () => (await authRepo.countAdmins(db)) === 0;
 
   return {
     needed,
+    addAdmin,
 
     /**
      * At start-up while no admin exists: take SETUP_CODE or make a one-time code, keep only its
@@ -51,6 +90,17 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
 
     /** Create the first admin and the AMK key pair, its private key wrapped only under that admin's KEK. */
     async complete(ctx: RequestCtx, body: SetupBody): Promise<Session> {
+      return (await createFirstAdmin(ctx, body, true)) as Session;
+    },
+
+    /** The CLI's path: the same first admin, without opening a session. */
+    async completeWithoutSession(ctx: RequestCtx, body: SetupBody) {
+      return (await createFirstAdmin(ctx, body, false)) as Session['user'];
+    },
+  };
+
+  async function createFirstAdmin(ctx: RequestCtx, body: SetupBody, withSession: boolean): Promise<Session | Session['user']> {
+    {
       const stored = await amkRepo.getSetting<{ hash: string }>(db, SETUP_CODE_KEY);
       if (!(await needed()) || (await amkRepo.get(db))) {
         throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
@@ -82,14 +132,15 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
             keyVersion: 1,
           });
           await amkRepo.deleteSetting(tx, SETUP_CODE_KEY);
-          const s = await auth.openSession(tx, user!, 1, dek);
+          const s = withSession ? await auth.openSession(tx, user!, 1, dek) : null;
           await audit.record(tx, { ...ctx, actor: { id: adminId, email: body.email, role: 'admin' } }, {
             action: 'setup.admin_created',
             outcome: 'success',
             target: `user:${adminId}`,
             details: { amkId: amkRow.id },
           });
-          return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(user!, { keyVersion: 1 }) };
+          const u = toUser(user!, { keyVersion: 1 });
+          return s ? { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: u } : u;
         });
       } catch (e) {
         if (!(e instanceof AppError) && /unique|duplicate/i.test(String((e as Error).message))) throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
@@ -97,7 +148,7 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
       } finally {
         wipe(dek, kek, amkPair.privateKey);
       }
-    },
-  };
+    }
+  }
 }
 export type SetupService = ReturnType<typeof createSetupService>;

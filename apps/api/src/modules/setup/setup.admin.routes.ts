@@ -1,0 +1,27 @@
+import { CreateAdminBodySchema, UserSchema } from '@keyturn/shared';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { authOf, ctxOf } from '../../plugins/auth';
+import { errorResponses } from '../../plugins/openapi';
+import type { SetupService } from './setup.service';
+
+export const adminAccountRoutes =
+  (setup: SetupService): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.post(
+      '/admin/api/admins',
+      {
+        preHandler: app.requireAdmin,
+        schema: {
+          tags: ['admin: accounts'],
+          summary: 'Add another admin, sharing the admin master key (fresh password of the calling admin)',
+          body: CreateAdminBodySchema,
+          response: { 201: UserSchema, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const me = authOf(request);
+        const user = await setup.addAdmin(ctxOf(request), { email: me.email, password: request.body.adminPassword }, request.body);
+        return reply.code(201).send(user);
+      },
+    );
+  };
