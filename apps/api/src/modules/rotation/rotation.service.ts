@@ -96,6 +96,20 @@ export function createRotationService(deps: RotationServiceDeps) {
     });
   }
 
+  /** The attempt cap was reached: approved → revoked (once), then 423. */
+  async function revoke(ctx: RequestCtx, tokenId: string, attempts: number): Promise<never> {
+    await db.transaction(async (tx) => {
+      const moved = await repo.transition(tx, tokenId, ['approved'], {
+        status: 'revoked',
+        decidedAt: sql`${clock.now()}`,
+        tempHash: null,
+        decisionNote: 'too many wrong temporary passwords',
+      });
+      if (moved) await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(tokenId), details: { attempts } });
+    });
+    throw new AppError('TOKEN_REVOKED', 'Too many wrong temporary passwords: this rotation request is revoked. Ask for a new one.');
+  }
+
   function refuseState(t: TokenRow, action: string): never {
     if (t.status === 'expired') throw new AppError('TOKEN_EXPIRED', 'This rotation request has expired. Ask for a new one.');
     if (t.status === 'revoked') throw new AppError('TOKEN_REVOKED', 'This rotation request was revoked after too many wrong temporary passwords. Ask for a new one.');
@@ -194,25 +208,13 @@ export function createRotationService(deps: RotationServiceDeps) {
       const slot = await repo.reserveAttempt(db, t.id, max);
       if (slot === null) {
         const now = await repo.get(db, t.id);
-        if (now && now.status === 'approved') {
-          await db.transaction(async (tx) => {
-            const moved = await repo.transition(tx, t.id, ['approved'], { status: 'revoked', decidedAt: sql`${clock.now()}`, tempHash: null, decisionNote: 'too many wrong temporary passwords' });
-            if (moved) await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(t.id), details: { attempts: max } });
-          });
-          throw new AppError('TOKEN_REVOKED', 'This rotation request was revoked after too many wrong temporary passwords. Ask for a new one.');
-        }
+        if (now && now.status === 'approved') await revoke(ctx, t.id, max);
         refuseState(now ?? t, 'executed');
       }
       if (!t.tempHash || !tempPasswordMatches(t.id, body.tempPassword, t.tempHash)) {
         const left = max - slot;
         await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_temp_password', attempt: slot } });
-        if (left <= 0) {
-          await db.transaction(async (tx) => {
-            const moved = await repo.transition(tx, t.id, ['approved'], { status: 'revoked', decidedAt: sql`${clock.now()}`, tempHash: null, decisionNote: 'too many wrong temporary passwords' });
-            if (moved) await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(t.id), details: { attempts: slot } });
-          });
-          throw new AppError('TOKEN_REVOKED', 'Too many wrong temporary passwords: this rotation request is now revoked. Ask for a new one.');
-        }
+        if (left <= 0) await revoke(ctx, t.id, slot);
         throw new AppError('WRONG_TEMP_PASSWORD', `The temporary password is not right. ${left} ${left === 1 ? 'try' : 'tries'} left.`, { attemptsLeft: left });
       }
       await repo.releaseAttempt(db, t.id);
