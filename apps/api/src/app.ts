@@ -27,6 +27,7 @@ import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
 import { registerErrorHandler, sendError } from './plugins/error-handler';
+import { registerStrictJsonParser } from './plugins/json-body';
 
 export interface BuildAppDeps {
   config: Config;
@@ -81,6 +82,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text/plain or form body (the classic CSRF carriers) is refused with 415.
   app.removeContentTypeParser(['text/plain']);
+  registerStrictJsonParser(app);
 
   await app.register(fastifyJwt, {
     secret: config.jwtSecret,

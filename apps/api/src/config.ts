@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { KDF_CEILING, KDF_FLOOR } from '@keyturn/shared/crypto';
 import { z } from 'zod';
 
 /** The repository root (apps/api/src → ../../..), so `./data` means the same thing from anywhere. */
@@ -30,9 +31,11 @@ export const EnvSchema = z.object({
   TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   SECRET_VALUE_MAX_BYTES: z.coerce.number().int().min(1).max(900_000).default(65_536),
   ROTATION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(2_000),
-  KDF_MEMORY_KIB: z.coerce.number().int().default(19_456),
-  KDF_ITERATIONS: z.coerce.number().int().default(2),
-  KDF_PARALLELISM: z.coerce.number().int().default(1),
+  // The bounds the crypto core enforces (OWASP floor, anti-DoS ceiling): refused here at start-up,
+  // naming the variable, rather than at the first sign-in as a generic 500.
+  KDF_MEMORY_KIB: z.coerce.number().int().min(KDF_FLOOR.m).max(KDF_CEILING.m).default(19_456),
+  KDF_ITERATIONS: z.coerce.number().int().min(1).max(KDF_CEILING.t).default(2),
+  KDF_PARALLELISM: z.coerce.number().int().min(1).max(KDF_CEILING.p).default(1),
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(10),
   LOGIN_LOCK_SECONDS: seconds(900, 1),
   ADMIN_REAUTH_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
@@ -41,6 +44,11 @@ export const EnvSchema = z.object({
   TRUST_PROXY: z.string().optional(),
   COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),
   INSTANCE_ID: z.string().max(100).optional(),
+}).superRefine((e, ctx) => {
+  const inBounds = e.KDF_MEMORY_KIB >= KDF_FLOOR.m && e.KDF_ITERATIONS >= 1; // else already named above
+  if (inBounds && e.KDF_MEMORY_KIB * e.KDF_ITERATIONS < KDF_FLOOR.mTimesT) {
+    ctx.addIssue({ code: 'custom', path: ['KDF_ITERATIONS'], message: `KDF_MEMORY_KIB × KDF_ITERATIONS must be at least ${KDF_FLOOR.mTimesT} (OWASP)` });
+  }
 });
 
 export type Env = z.infer<typeof EnvSchema>;

@@ -17,6 +17,14 @@ const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
   FST_ERR_CTP_INSTANCE_ALREADY_STARTED: ['INTERNAL', 'Something went wrong on our side.'],
 };
 
+/**
+ * The security event for refused input (RELIABILITY A1): which request, why, and the names of
+ * the offending fields, never their values.
+ */
+function inputRejected(request: FastifyRequest, code: ErrorCode, fields?: string[]) {
+  request.log.warn({ securityEvent: 'input_rejected', code, ...(fields ? { fields } : {}) }, 'request refused: invalid input');
+}
+
 export function registerErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
@@ -32,6 +40,7 @@ export function registerErrorHandler(app: FastifyInstance) {
         field: [err.validationContext, ...String(v.instancePath ?? '').split('/').filter(Boolean)].join('.'),
         message: v.message,
       }));
+      inputRejected(request, 'VALIDATION_FAILED', details.map((d) => d.field));
       return sendError(reply, request, 'VALIDATION_FAILED', 'Some fields are missing or not valid.', details);
     }
     if (isResponseSerializationError(err)) {
@@ -39,9 +48,13 @@ export function registerErrorHandler(app: FastifyInstance) {
       return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
-    if (mapped) return sendError(reply, request, mapped[0], mapped[1]);
+    if (mapped) {
+      if (mapped[0] !== 'INTERNAL') inputRejected(request, mapped[0]);
+      return sendError(reply, request, mapped[0], mapped[1]);
+    }
     if (err instanceof SyntaxError || err.statusCode === 400) {
       // Body parser refusals: bad JSON, prototype poisoning (__proto__ / constructor.prototype).
+      inputRejected(request, 'VALIDATION_FAILED');
       return sendError(reply, request, 'VALIDATION_FAILED', 'The request body was refused: send a plain JSON object.');
     }
     if (err.statusCode === 429) return sendError(reply, request, 'RATE_LIMITED', 'Too many requests. Slow down and try again shortly.');

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
 import { aad } from '../crypto/aad';
-import { open, seal } from '../crypto/aead';
+import { BLOB_FORMAT_V1, KEY_BYTES, NONCE_BYTES, open, seal, TAG_BYTES } from '../crypto/aead';
 
 /**
  * The atomic re-encryption core (DESIGN §3). It knows nothing of HTTP or SQL: it drives a
@@ -90,8 +90,40 @@ const lenPrefix = (b: Buffer) => {
   return p;
 };
 
-/** Re-encrypt one row: open under the old version's AAD, seal under the new, prove it opens. */
-export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer, newDek: Buffer, toKv: number): SecretCipherRow {
+export type SealFn = (key: Uint8Array, plaintext: Uint8Array, aad: string) => Buffer;
+
+const HEADER = Buffer.from([BLOB_FORMAT_V1]);
+
+/**
+ * aead.seal for a batch of `count` blobs: the same blob format ([format][nonce][ct][tag], AAD =
+ * format byte + aad), each nonce a fresh 96-bit draw from the CSPRNG, but the draws are taken in
+ * one randomFillSync for the whole batch instead of one call per blob (a third of seal's cost at
+ * 10^5 blobs). A nonce is never handed out twice; past `count` blobs it refuses. Whatever it
+ * produces is opened again with aead.open before it is written (reencryptRow's verify step).
+ */
+export function batchSealer(count: number): SealFn {
+  const pool = randomFillSync(Buffer.allocUnsafe(count * NONCE_BYTES));
+  let used = 0;
+  return (key, plaintext, aadText) => {
+    if (key.length !== KEY_BYTES) throw new TypeError('AES-256-GCM needs a 32-byte key');
+    if (typeof aadText !== 'string' || aadText.length === 0) throw new TypeError('associated data is required');
+    if (used >= count) throw new RangeError('nonce pool exhausted');
+    const nonce = pool.subarray(used * NONCE_BYTES, (used + 1) * NONCE_BYTES);
+    used++;
+    const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+    cipher.setAAD(Buffer.concat([HEADER, Buffer.from(aadText, 'utf8')]));
+    const ct = cipher.update(plaintext);
+    const fin = cipher.final();
+    return Buffer.concat([HEADER, nonce, ct, fin, cipher.getAuthTag()], 1 + NONCE_BYTES + ct.length + fin.length + TAG_BYTES);
+  };
+}
+
+/**
+ * Re-encrypt one row: open under the old version's AAD, seal under the new, prove it opens.
+ * `sealWith` defaults to aead.seal; reencryptAll passes a batchSealer. Either way the proof is
+ * aead.open, the same code every reader uses.
+ */
+export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer, newDek: Buffer, toKv: number, sealWith: SealFn = seal): SecretCipherRow {
   let name: Buffer;
   let value: Buffer;
   try {
@@ -100,8 +132,8 @@ export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer,
   } catch {
     throw new RotationAbort('DECRYPT_FAILED', `secret ${r.id} does not open under the current key`);
   }
-  const nameCt = seal(newDek, name, aad.secretName(userId, r.id, toKv));
-  const valueCt = seal(newDek, value, aad.secretValue(userId, r.id, toKv));
+  const nameCt = sealWith(newDek, name, aad.secretName(userId, r.id, toKv));
+  const valueCt = sealWith(newDek, value, aad.secretValue(userId, r.id, toKv));
   // Verify before commit: every new ciphertext must open to exactly the old plaintext.
   try {
     const n2 = open(newDek, nameCt, aad.secretName(userId, r.id, toKv));
@@ -134,21 +166,58 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
   if (backedUp !== expected) throw new RotationAbort('COUNT_MISMATCH', `backed up ${backedUp} of ${expected} secrets`);
   await hooks.afterBackup?.(tokenId);
 
+  // Pipelined: while this process decrypts, re-encrypts and verifies batch i, the database is
+  // already reading batch i+1 and still writing batch i-1, so crypto and I/O overlap. The store's
+  // statements stay one read and one write per batch, sent in order on the one transaction, and
+  // at most three batches are in memory (RSS stays flat whatever N is). The hooks see exactly the
+  // serial sequence: afterBatch(i) runs once batch i is written and before batch i+1's write is
+  // sent, and a batch that fails to re-encrypt is reported only after the previous batch's hook.
   const digest = createRowsDigest();
   let count = 0;
   let batches = 0;
-  let after: string | null = null;
-  for (;;) {
-    const rows = await store.readBatch(after, input.batchSize);
-    if (rows.length === 0) break;
-    const out = rows.map((r) => reencryptRow(input.userId, r, input.oldDek, input.newDek, input.toKeyVersion));
-    await store.writeBatch(out);
-    for (const r of out) digest.add(r);
-    count += rows.length;
-    after = rows[rows.length - 1]!.id;
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    p.then(
+      () => inflight.delete(p),
+      () => inflight.delete(p),
+    );
+    return p;
+  };
+  let writing: Promise<void> | null = null;
+  const written = async () => {
+    if (!writing) return;
+    await writing;
+    writing = null;
     await hooks.afterBatch?.(tokenId, batches);
     batches++;
-    if (rows.length < input.batchSize) break;
+  };
+  try {
+    let next: Promise<SecretCipherRow[]> | null = track(store.readBatch(null, input.batchSize));
+    while (next) {
+      const rows: SecretCipherRow[] = await next;
+      next = null;
+      if (rows.length === 0) break;
+      if (rows.length === input.batchSize) next = track(store.readBatch(rows[rows.length - 1]!.id, input.batchSize));
+      let out: SecretCipherRow[] | null = null;
+      let failure: unknown = null;
+      try {
+        const sealWith = batchSealer(rows.length * 2);
+        out = rows.map((r) => reencryptRow(input.userId, r, input.oldDek, input.newDek, input.toKeyVersion, sealWith));
+      } catch (e) {
+        failure = e;
+      }
+      await written();
+      if (!out) throw failure;
+      writing = track(store.writeBatch(out));
+      for (const r of out) digest.add(r);
+      count += rows.length;
+    }
+    await written();
+  } catch (e) {
+    // Statements already sent settle before the caller rolls the transaction back.
+    await Promise.allSettled([...inflight]);
+    throw e;
   }
   if (count !== expected) throw new RotationAbort('COUNT_MISMATCH', `re-encrypted ${count} of ${expected} secrets`);
   const stale = await store.countNotAt(input.toKeyVersion);

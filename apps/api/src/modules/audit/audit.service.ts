@@ -1,4 +1,4 @@
-import type { AuditOutcome, AuditQuery, AuditVerify } from '@keyturn/shared';
+import { AppError, type AuditOutcome, type AuditQuery, type AuditVerify } from '@keyturn/shared';
 import type { Db, DbOrTx } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
 import { type AuditInput, type AuditRepo, eventHash, GENESIS_HASH } from './audit.repo';
@@ -19,9 +19,17 @@ function scrub(details: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(details)) {
     if (v === undefined) continue;
-    out[k] = FORBIDDEN_DETAIL_KEYS.test(k) && k !== 'tokenId' && k !== 'keyVersion' ? '[redacted]' : v;
+    // Numbers and booleans (counts, flags such as secretsReencrypted or passwordChanged) carry no secret.
+    const safe = typeof v === 'number' || typeof v === 'boolean' || k === 'tokenId' || k === 'keyVersion';
+    out[k] = FORBIDDEN_DETAIL_KEYS.test(k) && !safe ? '[redacted]' : v;
   }
   return out;
+}
+
+/** An audit write that fails refuses the change it records (RELIABILITY E3): 503, cause kept for the log. */
+function auditUnavailable(e: unknown): never {
+  if (e instanceof AppError) throw e;
+  throw Object.assign(new AppError('UNAVAILABLE', 'The audit trail cannot be written right now, so nothing was changed. Try again shortly.'), { cause: e });
 }
 
 export interface AuditServiceDeps {
@@ -44,10 +52,10 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
 
   return {
     /** In the caller's transaction: the change and its event commit or vanish together. */
-    record: (tx: DbOrTx, ctx: RequestCtx, e: AuditEventSpec) => repo.append(tx, toInput(ctx, e)),
+    record: (tx: DbOrTx, ctx: RequestCtx, e: AuditEventSpec) => repo.append(tx, toInput(ctx, e)).catch(auditUnavailable),
 
     /** Denied and failed attempts, whose own transaction rolled back: a transaction of their own. */
-    recordDetached: (ctx: RequestCtx, e: AuditEventSpec) => db.transaction((tx) => repo.append(tx as unknown as Db, toInput(ctx, e))),
+    recordDetached: (ctx: RequestCtx, e: AuditEventSpec) => db.transaction((tx) => repo.append(tx as unknown as Db, toInput(ctx, e))).catch(auditUnavailable),
 
     list: (q: AuditQuery) => repo.list(db, q),
 

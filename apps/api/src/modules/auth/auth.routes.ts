@@ -38,6 +38,7 @@ export const authRoutes =
       async (request, reply) => {
         await auth.logout(ctxOf(request), authOf(request));
         app.clearSessionCookie(reply);
+        reply.header('cache-control', 'no-store');
         return { ok: true as const };
       },
     );

@@ -95,6 +95,8 @@ export function createAuthService(deps: AuthServiceDeps) {
 
   return {
     openSession,
+    /** Count an argon2 derivation made elsewhere (setup) in the same metric. */
+    kdfCost,
 
     /** Create a user (or the first admin) with key version 1 and a pending A-DEK; log them in. */
     async register(ctx: RequestCtx, body: RegisterBody, role: 'user' | 'admin' = 'user', inTx?: (tx: DbOrTx, user: UserRow, dek: Buffer, kek: Buffer) => Promise<void>) {

@@ -1,4 +1,4 @@
-import type { MaintenanceRun, SystemStatus } from '@keyturn/shared';
+import { type MaintenanceRun, RotationStatusSchema, type SystemStatus } from '@keyturn/shared';
 import { and, desc, eq, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
@@ -165,7 +165,8 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
       );
       const v = await audit.verify();
       deps.metrics.auditChainOk.set({}, v.ok ? 1 : 0);
-      for (const s of Object.keys(counts)) deps.metrics.tokensByState.set({ state: s }, counts[s]!);
+      // Every state, so one that emptied reads 0 instead of keeping its last count.
+      for (const s of new Set([...RotationStatusSchema.options, ...Object.keys(counts)])) deps.metrics.tokensByState.set({ state: s }, counts[s] ?? 0);
       return {
         at: new Date(agg!.at).toISOString(),
         counts,

@@ -208,7 +208,10 @@ export function createRotationService(deps: RotationServiceDeps) {
       const slot = await repo.reserveAttempt(db, t.id, max);
       if (slot === null) {
         const now = await repo.get(db, t.id);
-        if (now && now.status === 'approved') await revoke(ctx, t.id, max);
+        // Still approved: the cap is taken by evaluations in flight (a right guess gives its slot
+        // back; the wrong guess that takes the last slot revokes the token itself). Revoking here
+        // would let parallel executes with the right password revoke their own token (C4).
+        if (now && now.status === 'approved') throw new AppError('LOST_RACE', 'Another attempt for this rotation is being checked. Try again in a moment.');
         refuseState(now ?? t, 'executed');
       }
       if (!t.tempHash || !tempPasswordMatches(t.id, body.tempPassword, t.tempHash)) {
@@ -222,6 +225,12 @@ export function createRotationService(deps: RotationServiceDeps) {
       // 2. The user's current password (argon2, outside any transaction), proven by the DEK check value.
       const user = await deps.authRepo.findUserWithKeys(db, a.userId);
       if (!user) throw notFound();
+      // Wrong guesses here count toward the login throttle, so a blocked account evaluates none here either.
+      const blocked = await deps.authRepo.throttleBlockedFor(db, `login:${user.user.email}`, clock.now());
+      if (blocked > 0) {
+        await audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } });
+        throw new AppError('RATE_LIMITED', 'Too many wrong passwords for this account. Try again later.', { retryAfterSeconds: blocked });
+      }
       deps.metrics.kdfCount.inc();
       const unlocked = await unlockKeyMaterial(a.userId, body.currentPassword, user.keys);
       if (!unlocked.ok && unlocked.reason === 'WRONG_PASSWORD') {

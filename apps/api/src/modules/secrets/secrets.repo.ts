@@ -1,5 +1,5 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
-import type { DbOrTx } from '../../db/client';
+import { type DbOrTx, userKeyGate } from '../../db/client';
 import { secrets, userKeys } from '../../db/schema';
 
 export type SecretRow = typeof secrets.$inferSelect;
@@ -18,6 +18,7 @@ export function createSecretsRepo() {
      * exclusively), then the current key version, which the caller compares with its session's.
      */
     async currentKeyVersionShared(tx: DbOrTx, userId: string): Promise<number | null> {
+      await tx.execute(userKeyGate(userId, 'shared'));
       const [r] = await tx.select({ kv: userKeys.keyVersion }).from(userKeys).where(eq(userKeys.userId, userId)).for('share');
       return r?.kv ?? null;
     },

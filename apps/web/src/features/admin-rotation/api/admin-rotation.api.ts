@@ -1,0 +1,85 @@
+import {
+  type AdminPasswordBody,
+  ApproveResultSchema,
+  type RejectBody,
+  RestoreResultSchema,
+  RotationListSchema,
+  type RotationStatus,
+  StatusResultSchema,
+} from '@keyturn/shared';
+import { keepPreviousData, queryOptions, useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { request } from '../../../lib/api-client';
+import { adminRotationKeys } from '../../../lib/query-keys';
+
+export const PAGE_SIZE = 25;
+
+export const adminRotationsQueryOptions = (status: RotationStatus, offset = 0, limit = PAGE_SIZE) =>
+  queryOptions({
+    queryKey: adminRotationKeys.list(status, offset),
+    queryFn: ({ signal }) =>
+      request('/admin/api/rotation_requests', { schema: RotationListSchema, query: { status, limit, offset }, signal }),
+    placeholderData: keepPreviousData,
+    refetchInterval: status === 'pending' || status === 'approved' || status === 'in_progress' ? 15_000 : false,
+  });
+
+export const useAdminRotations = (status: RotationStatus, offset = 0, enabled = true) =>
+  useQuery({ ...adminRotationsQueryOptions(status, offset), enabled });
+
+/** Several statuses at once (history, approved + in progress): merged, newest first. */
+export function useAdminRotationsMany(statuses: readonly RotationStatus[], enabled = true) {
+  return useQueries({
+    queries: statuses.map((s) => ({ ...adminRotationsQueryOptions(s, 0, 50), enabled })),
+    combine: (results) => ({
+      isPending: results.some((r) => r.isPending),
+      error: results.find((r) => r.isError)?.error ?? null,
+      total: results.reduce((n, r) => n + (r.data?.total ?? 0), 0),
+      items: results
+        .flatMap((r) => r.data?.items ?? [])
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt)),
+      refetch: () => Promise.all(results.map((r) => r.refetch())),
+    }),
+  });
+}
+
+const tokenPath = (action: string, tokenId: string) => `/admin/api/${action}/${encodeURIComponent(tokenId)}`;
+
+function useInvalidateAll() {
+  const qc = useQueryClient();
+  return () => qc.invalidateQueries({ queryKey: adminRotationKeys.all });
+}
+
+export function useApprove() {
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ tokenId, body }: { tokenId: string; body: AdminPasswordBody }) =>
+      request(tokenPath('approve_rotation', tokenId), { method: 'POST', body, schema: ApproveResultSchema }),
+    onSettled: invalidate,
+  });
+}
+
+export function useReject() {
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ tokenId, body }: { tokenId: string; body: RejectBody }) =>
+      request(tokenPath('reject_rotation', tokenId), { method: 'POST', body, schema: StatusResultSchema }),
+    onSettled: invalidate,
+  });
+}
+
+export function useFinalize() {
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ tokenId, body }: { tokenId: string; body: AdminPasswordBody }) =>
+      request(tokenPath('finalize_a_dek', tokenId), { method: 'POST', body, schema: StatusResultSchema }),
+    onSettled: invalidate,
+  });
+}
+
+export function useRestore() {
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ tokenId, body }: { tokenId: string; body: AdminPasswordBody }) =>
+      request(tokenPath('restore_rotation', tokenId), { method: 'POST', body, schema: RestoreResultSchema }),
+    onSettled: invalidate,
+  });
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import type { APIRequestContext, APIResponse } from '@playwright/test';
+// Type-only: erased at run time, so e2e needs no dependency on the shared package to use its
+// contract types (z.infer of the zod schemas).
+import type { Secret, SecretMeta, Session } from '../../packages/shared/src/index';
+import { serverInfo } from './env';
+
+export type { Secret, SecretMeta, Session };
+
+/**
+ * API shortcuts so UI tests can arrange state fast. They speak the contract in
+ * packages/shared/src/schemas with `Authorization: Bearer <token>` (no cookie, no CSRF).
+ * Pass Playwright's `request` fixture (baseURL already set) or any APIRequestContext.
+ */
+
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+export interface LoggedIn extends Credentials {
+  session: Session;
+  /** Headers for authenticated calls with this session. */
+  auth: { authorization: string };
+}
+
+const suffix = () => `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+
+/** A unique, valid address (`.test` is reserved: nothing is ever sent anywhere). */
+export const uniqueEmail = (prefix = 'user'): string => `${prefix}-${suffix()}@keyturn.test`;
+
+/** A password the server accepts: ≥ 12 characters and not on the common list. */
+export const strongPassword = (): string => `e2e ${randomBytes(12).toString('base64url')} pw`;
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Fails with the API's error body in the message when the status is not the expected one. */
+export async function expectStatus(res: APIResponse, status: number, what: string): Promise<void> {
+  if (res.status() === status) return;
+  let body = '';
+  try {
+    body = (await res.text()).slice(0, 500);
+  } catch {
+    body = '(no body)';
+  }
+  throw new Error(`${what}: expected HTTP ${status}, got ${res.status()} ${body}`);
+}
+
+function loggedIn(creds: Credentials, session: Session): LoggedIn {
+  return { ...creds, session, auth: bearer(session.token) };
+}
+
+export async function setupNeeded(request: APIRequestContext): Promise<boolean> {
+  const res = await request.get('/api/setup');
+  await expectStatus(res, 200, 'GET /api/setup');
+  return ((await res.json()) as { needed: boolean }).needed;
+}
+
+/**
+ * First-run setup through the API with the run's setup code. Defaults to the shared admin of
+ * this e2e run (see serverInfo().admin). Fails if setup was already done.
+ */
+export async function completeSetup(request: APIRequestContext, creds?: Partial<Credentials>): Promise<LoggedIn> {
+  const info = serverInfo();
+  const c: Credentials = { email: creds?.email ?? info.admin.email, password: creds?.password ?? info.admin.password };
+  const res = await request.post('/api/setup', { data: { setupCode: info.setupCode, ...c } });
+  await expectStatus(res, 201, 'POST /api/setup');
+  return loggedIn(c, (await res.json()) as Session);
+}
+
+/** The shared admin, logged in; runs first-run setup first when the server still needs it. */
+export async function ensureSetup(request: APIRequestContext): Promise<LoggedIn> {
+  if (await setupNeeded(request)) return completeSetup(request);
+  return login(request, serverInfo().admin);
+}
+
+export async function registerUser(request: APIRequestContext, creds?: Partial<Credentials>): Promise<LoggedIn> {
+  const c: Credentials = { email: creds?.email ?? uniqueEmail(), password: creds?.password ?? strongPassword() };
+  const res = await request.post('/api/auth/register', { data: c });
+  await expectStatus(res, 201, 'POST /api/auth/register');
+  return loggedIn(c, (await res.json()) as Session);
+}
+
+export async function login(request: APIRequestContext, creds: Credentials): Promise<LoggedIn> {
+  const res = await request.post('/api/auth/login', { data: { email: creds.email, password: creds.password } });
+  await expectStatus(res, 200, 'POST /api/auth/login');
+  return loggedIn(creds, (await res.json()) as Session);
+}
+
+export async function logout(request: APIRequestContext, who: LoggedIn): Promise<void> {
+  const res = await request.post('/api/auth/logout', { headers: who.auth });
+  if (res.status() !== 200 && res.status() !== 204) await expectStatus(res, 204, 'POST /api/auth/logout');
+}
+
+export async function createSecret(
+  request: APIRequestContext,
+  who: LoggedIn,
+  secret: { name: string; value: string },
+): Promise<Secret> {
+  const res = await request.post('/api/secrets', { headers: who.auth, data: secret });
+  await expectStatus(res, 201, 'POST /api/secrets');
+  return (await res.json()) as Secret;
+}
+
+export async function listSecrets(request: APIRequestContext, who: LoggedIn): Promise<SecretMeta[]> {
+  const res = await request.get('/api/secrets', { headers: who.auth });
+  await expectStatus(res, 200, 'GET /api/secrets');
+  return ((await res.json()) as { items: SecretMeta[] }).items;
+}
+
+export async function getSecret(request: APIRequestContext, who: LoggedIn, id: string): Promise<Secret> {
+  const res = await request.get(`/api/secrets/${id}`, { headers: who.auth });
+  await expectStatus(res, 200, `GET /api/secrets/${id}`);
+  return (await res.json()) as Secret;
+}
