@@ -39,7 +39,11 @@ export interface BuildAppDeps {
 }
 
 /** Fields that never reach a log line, wherever they appear. */
+const SECRET_FIELDS = ['password', 'currentPassword', 'newPassword', 'tempPassword', 'adminPassword', 'setupCode', 'token', 'authorization', 'cookie'];
 export const REDACT_PATHS = [
+  // at the top level of a log object, one level down, and in a request body
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `req.body.${f}`),
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-csrf-token"]',
@@ -129,7 +133,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
       new AppError('RATE_LIMITED', 'Too many requests. Slow down and try again shortly.', { retryAfterSeconds: Math.ceil(ctx.ttl / 1000) }),
   });
 
-  registerAuth(app, { auth: container.auth, jwtSecret: config.jwtSecret, cookieSecure: config.COOKIE_SECURE, sessionTtlSeconds: config.SESSION_TTL_SECONDS });
+  registerAuth(app, { auth: container.auth, audit: container.audit, jwtSecret: config.jwtSecret, cookieSecure: config.COOKIE_SECURE, sessionTtlSeconds: config.SESSION_TTL_SECONDS });
 
   await app.register(fastifySwagger, {
     openapi: {

@@ -34,7 +34,9 @@ async function main() {
   }
 
   const stopScheduler = app.container.maintenance.startScheduler(app.log);
-  app.addHook('onClose', async () => stopScheduler());
+  app.addHook('onClose', async () => {
+    await stopScheduler();
+  });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
 

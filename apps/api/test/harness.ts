@@ -7,6 +7,10 @@
  *     const t = useTestApp(backend);
  *     it('…', async () => { const admin = await setupAdmin(t.app); … });
  *   });
+ *
+ * PGlite apps start from a migrated snapshot made once per run (global-setup.ts); Postgres apps
+ * get `CREATE DATABASE kt_test_<random>` on TEST_DATABASE_URL's server, dropped WITH (FORCE) in
+ * teardown. Logs are captured at debug level (`t.logs`) so tests can grep them.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AuditVerify, MaintenanceRun, SystemStatus } from '@keyturn/shared';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { openDatabase } from '../src/db/client';
@@ -27,6 +27,74 @@ interface Run {
   stdout: string;
   stderr: string;
 }
+
+interface CliOptions {
+  /** Piped to stdin (then stdin is closed), so passwords come from it. */
+  input?: string;
+  env?: Record<string, string>;
+}
+
+/** One CLI process; `input` is piped to stdin (and stdin closed), so passwords come from it. */
+function runCli(target: { dataDir: string; databaseUrl?: string | undefined }, args: string[], opts: CliOptions = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: API_DIR,
+      // a clean environment: nothing from the test runner's (DATABASE_URL, PORT, …) leaks in
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? os.tmpdir(),
+        DATA_DIR: target.dataDir,
+        ...(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : {}),
+        ...opts.env,
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+const ok = (r: Run, code = 0): Run => {
+  expect(r.code, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(code);
+  return r;
+};
+const parsed = <T>(r: Run): T => JSON.parse(r.stdout) as T;
+
+describe('ops: CLI without a database (usage and configuration)', () => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keyturn-cli-nodb-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  const cli = (args: string[], opts: CliOptions = {}) => runCli({ dataDir }, args, opts);
+
+  it('--help exits 0, no command 2, a bad value 3 naming the variable (and never echoing a secret)', async () => {
+    const [help, none, badPort, badSecret, badKdf] = await Promise.all([
+      cli(['--help']),
+      cli([]),
+      cli(['status'], { env: { PORT: 'abc' } }),
+      cli(['status'], { env: { JWT_SECRET: 'too-short' } }),
+      cli(['status'], { env: { KDF_MEMORY_KIB: '1024' } }),
+    ]);
+    expect(ok(help).stdout).toContain('admin create --email');
+    expect(help.stdout).toContain('Exit codes');
+    expect(ok(none, 2).stdout).toContain('usage');
+    expect(ok(badPort, 3).stderr).toMatch(/\bPORT\b/);
+    expect(ok(badSecret, 3).stderr).toContain('JWT_SECRET');
+    expect(badSecret.stderr).not.toContain('too-short');
+    expect(ok(badKdf, 3).stderr).toContain('KDF_MEMORY_KIB');
+  }, SLOW);
+});
 
 describeBoth('ops: CLI', (backend) => {
   let dataDir: string;
@@ -46,44 +114,7 @@ describeBoth('ops: CLI', (backend) => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  /** One CLI process; `input` is piped to stdin (and stdin closed), so passwords come from it. */
-  function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-        cwd: API_DIR,
-        // a clean environment: nothing from the test runner's (DATABASE_URL, PORT, …) leaks in
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? os.tmpdir(),
-          DATA_DIR: dataDir,
-          ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-          ...opts.env,
-        },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end(opts.input ?? '');
-    });
-  }
-
-  const ok = (r: Run, code = 0): Run => {
-    expect(r.code, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(code);
-    return r;
-  };
-  const parsed = <T>(r: Run): T => JSON.parse(r.stdout) as T;
+  const cli = (args: string[], opts: CliOptions = {}) => runCli({ dataDir, databaseUrl }, args, opts);
 
   /** The real app on the CLI's database, for seeding between CLI runs; closed afterwards. */
   async function withApp(fn: (t: Parameters<typeof rotate>[0]) => Promise<void>): Promise<void> {
@@ -111,21 +142,7 @@ describeBoth('ops: CLI', (backend) => {
   const adminB = { email: uniqueEmail('cli-admin2'), password: strongPassword() };
   const tokens: { finalized?: string; overdue?: string; stale?: string } = {};
 
-  it('usage, unknown commands and bad configuration: exit 0, 2 and 3', async () => {
-    const [help, none, badPort, badSecret, badKdf] = await Promise.all([
-      cli(['--help']),
-      cli([]),
-      cli(['status'], { env: { PORT: 'abc' } }),
-      cli(['status'], { env: { JWT_SECRET: 'too-short' } }),
-      cli(['status'], { env: { KDF_MEMORY_KIB: '1024' } }),
-    ]);
-    expect(ok(help).stdout).toContain('admin create --email');
-    expect(help.stdout).toContain('Exit codes');
-    expect(ok(none, 2).stdout).toContain('usage');
-    expect(ok(badPort, 3).stderr).toMatch(/\bPORT\b/);
-    expect(ok(badSecret, 3).stderr).toContain('JWT_SECRET');
-    expect(badSecret.stderr).not.toContain('too-short');
-    expect(ok(badKdf, 3).stderr).toContain('KDF_MEMORY_KIB');
+  it('an unknown command exits 2', async () => {
     // the unknown command opens (and migrates) the database first: this is its first use
     const unknown = ok(await cli(['frobnicate', '--json']), 2);
     expect(unknown.stderr).toContain('unknown command: frobnicate');

@@ -491,6 +491,8 @@ describeBoth('ops: maintenance scheduler', (backend) => {
     } finally {
       stop();
     }
+    // let a tick that was in flight when stopped finish (its recover half included)
+    await new Promise((r) => setTimeout(r, 1_500));
     expect(await tokenRow(t.database, token.id)).toMatchObject({ status: 'expired', decision_note: 'expired by cleanup' });
     const events = await queryRows<{ action: string; role: string; actor_email: string }>(
       t.database,
@@ -506,8 +508,7 @@ describeBoth('ops: maintenance scheduler', (backend) => {
     expect(logged.length).toBeGreaterThanOrEqual(1);
     expect(logged.some((e) => (e.cleanup as { tokensExpired?: number } | undefined)?.tokensExpired === 1)).toBe(true);
 
-    // stopped: once a tick that was in flight has finished, no further runs
-    await new Promise((r) => setTimeout(r, 1_500));
+    // stopped: no further runs
     const n = await countRows(t.database, 'maintenance_runs');
     await new Promise((r) => setTimeout(r, 2_000));
     expect(await countRows(t.database, 'maintenance_runs')).toBe(n);

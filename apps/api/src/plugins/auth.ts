@@ -2,6 +2,7 @@ import '@fastify/cookie';
 import { AppError } from '@keyturn/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestCtx } from '../lib/context';
+import type { AuditService } from '../modules/audit/audit.service';
 import type { AuthContext, AuthService } from '../modules/auth/auth.service';
 import { csrfMatches } from '../modules/auth/tokens';
 
@@ -18,6 +19,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface AuthPluginOptions {
   auth: AuthService;
+  audit: AuditService;
   jwtSecret: string;
   cookieSecure: 'auto' | 'true' | 'false';
   sessionTtlSeconds: number;
@@ -63,7 +65,16 @@ export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
   });
   app.decorate('requireAdmin', async (request: FastifyRequest) => {
     await resolve(request);
-    if (request.auth?.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
+    if (request.auth?.role !== 'admin') {
+      // A signed-in non-admin reaching for the admin API is a security event (RELIABILITY B5).
+      await opts.audit.recordDetached(ctxOf(request), {
+        action: 'admin.access',
+        outcome: 'denied',
+        target: `route:${request.method} ${request.routeOptions.url ?? request.url}`,
+        details: { reason: 'not_admin' },
+      });
+      throw new AppError('FORBIDDEN', 'This needs an administrator.');
+    }
   });
 
   app.decorate('setSessionCookie', (request: FastifyRequest, reply: FastifyReply, token: string) => {

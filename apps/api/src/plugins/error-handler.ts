@@ -25,6 +25,28 @@ function inputRejected(request: FastifyRequest, code: ErrorCode, fields?: string
   request.log.warn({ securityEvent: 'input_rejected', code, ...(fields ? { fields } : {}) }, 'request refused: invalid input');
 }
 
+/**
+ * What of an error may reach the log. Drizzle's "Failed query: … params: …" message carries the
+ * statement's parameters (ids, emails, ciphertexts): log the driver's cause and the SQL text only,
+ * never the parameters.
+ */
+export function loggable(err: unknown): Record<string, unknown> {
+  const e = err as { name?: string; message?: string; stack?: string; code?: string; cause?: unknown };
+  const cause = e?.cause as { name?: string; message?: string; code?: string } | undefined;
+  const message = String(e?.message ?? err);
+  if (message.startsWith('Failed query:')) {
+    const sqlText = message.slice('Failed query:'.length).split('\nparams:')[0]!.trim();
+    return { type: e.name, query: sqlText, cause: cause ? { type: cause.name, message: cause.message, code: cause.code } : undefined };
+  }
+  return {
+    type: e?.name,
+    message,
+    code: e?.code,
+    stack: e?.stack?.split('\n').slice(0, 8).join('\n'),
+    ...(cause ? { cause: loggable(cause) } : {}),
+  };
+}
+
 export function registerErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
@@ -32,7 +54,7 @@ export function registerErrorHandler(app: FastifyInstance) {
         const s = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
         if (s) reply.header('retry-after', String(s));
       }
-      if (err.status >= 500) request.log.error({ err }, 'service error');
+      if (err.status >= 500) request.log.error({ err: loggable(err) }, 'service error');
       return sendError(reply, request, err.code, err.message, err.details);
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -61,13 +83,16 @@ export function registerErrorHandler(app: FastifyInstance) {
     if (err.statusCode === 413) return sendError(reply, request, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
     if (err.statusCode === 415) return sendError(reply, request, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON with Content-Type: application/json.');
     if (err.statusCode === 404) return sendError(reply, request, 'NOT_FOUND', 'Not found.');
-    // Database unreachable or refusing writes: a fast, generic 503.
-    const pgCode = (err as { code?: string }).code ?? '';
-    if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated/i.test(err.message)) {
-      request.log.error({ err }, 'database unavailable');
+    // Database unreachable or refusing writes: a fast, generic 503. Drizzle wraps driver errors
+    // (DrizzleQueryError), so the SQLSTATE and the driver's message are on err.cause.
+    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const pgCode = String((err as { code?: unknown }).code ?? cause?.code ?? '');
+    const text = `${err.message} ${String(cause?.message ?? '')}`;
+    if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated|not currently accepting connections|PGlite is closed/i.test(text)) {
+      request.log.error({ err: loggable(err) }, 'database unavailable');
       return sendError(reply, request, 'UNAVAILABLE', 'The service is temporarily unavailable. Try again shortly.');
     }
-    request.log.error({ err }, 'unhandled error');
+    request.log.error({ err: loggable(err) }, 'unhandled error');
     return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
   });
 }

@@ -25,7 +25,8 @@ import {
 } from './support';
 
 const N = 10_000;
-const isBatchWrite = (q: string) => /update secrets s set key_version/i.test(q);
+/** The batch write: one UPDATE of the secrets table per batch (the only UPDATE of it in a rotation). */
+const isBatchWrite = (q: string) => /^\s*update\s+"?secrets"?\s/i.test(q);
 
 describe.skipIf(!PG_SERVER_URL)(pgSuiteName('bulk: a 10k-secret rotation'), () => {
   let fresh: FreshDatabase;

@@ -191,7 +191,7 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('processes: API processes sharing on
           db.observer,
           sql`select left(query, 80) as q from pg_stat_activity
               where datname = ${db.name} and pid <> pg_backend_pid() and backend_xid is not null
-                and (query ilike '%update secrets s set key_version%' or query ilike '%"secrets"."id" > $%')`,
+                and (query ~* 'update\\s+"?secrets"?\\s' or query ilike '%"secrets"."id" > $%')`,
         );
         return r?.q;
       },

@@ -151,6 +151,20 @@ export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer,
 }
 
 /**
+ * Ciphertext bytes a batch should carry at most. The batch size is a row count, and rows run from
+ * ~100 B to the 64 KiB value limit: after each batch the next one is sized so that it holds about
+ * this many bytes (never more rows than the configured batch size), which bounds what the
+ * pipeline holds in memory whatever the secrets' sizes. Small secrets keep the configured size.
+ */
+export const BATCH_BYTES = 1 << 20;
+
+function nextLimit(rows: SecretCipherRow[], batchSize: number): number {
+  let bytes = 0;
+  for (const r of rows) bytes += r.nameCt.length + r.valueCt.length;
+  return Math.max(1, Math.min(batchSize, Math.floor((BATCH_BYTES * rows.length) / Math.max(1, bytes))));
+}
+
+/**
  * lock key row → re-check it → count → backup → re-encrypt in batches (verify each) →
  * completeness guard. Runs inside the caller's transaction; throws RotationAbort to roll back.
  */
@@ -169,9 +183,10 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
   // Pipelined: while this process decrypts, re-encrypts and verifies batch i, the database is
   // already reading batch i+1 and still writing batch i-1, so crypto and I/O overlap. The store's
   // statements stay one read and one write per batch, sent in order on the one transaction, and
-  // at most three batches are in memory (RSS stays flat whatever N is). The hooks see exactly the
-  // serial sequence: afterBatch(i) runs once batch i is written and before batch i+1's write is
-  // sent, and a batch that fails to re-encrypt is reported only after the previous batch's hook.
+  // at most three batches, of about BATCH_BYTES each, are in memory (RSS stays flat whatever N
+  // is). The hooks see exactly the serial sequence: afterBatch(i) runs once batch i is written
+  // and before batch i+1's write is sent, and a batch that fails to re-encrypt is reported only
+  // after the previous batch's hook.
   const digest = createRowsDigest();
   let count = 0;
   let batches = 0;
@@ -193,12 +208,16 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
     batches++;
   };
   try {
-    let next: Promise<SecretCipherRow[]> | null = track(store.readBatch(null, input.batchSize));
+    let limit = input.batchSize;
+    let next: Promise<SecretCipherRow[]> | null = track(store.readBatch(null, limit));
     while (next) {
       const rows: SecretCipherRow[] = await next;
       next = null;
       if (rows.length === 0) break;
-      if (rows.length === input.batchSize) next = track(store.readBatch(rows[rows.length - 1]!.id, input.batchSize));
+      if (rows.length === limit) {
+        limit = nextLimit(rows, input.batchSize);
+        next = track(store.readBatch(rows[rows.length - 1]!.id, limit));
+      }
       let out: SecretCipherRow[] | null = null;
       let failure: unknown = null;
       try {

@@ -34,6 +34,11 @@ export const healthRoutes =
 
     app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (_request, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
+      try {
+        await c.maintenance.refreshGauges();
+      } catch {
+        /* the database may be down: still serve the process metrics */
+      }
       return c.metrics.render();
     });
   };

@@ -58,7 +58,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
     return { ...run, at: row!.at.toISOString() };
   }
 
-  return {
+  const service = {
     /**
      * Expire overdue tokens, drop backups past retention, purge ended sessions and stale
      * throttles. Never touches audit events or a live lock. Idempotent: a second run changes nothing.
@@ -182,27 +182,40 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
     },
 
     /** In-process scheduler: cleanup then recover every interval; skips if another instance is at it. */
-    startScheduler(log: FastifyBaseLogger): () => void {
-      if (config.MAINTENANCE_INTERVAL_SECONDS <= 0) return () => {};
-      let running = false;
+    startScheduler(log: FastifyBaseLogger): () => Promise<void> {
+      if (config.MAINTENANCE_INTERVAL_SECONDS <= 0) return async () => {};
+      let current: Promise<void> | null = null;
       const tick = async () => {
-        if (running) return;
-        running = true;
         try {
           const ctx = systemCtx(`scheduler-${Date.now()}`, config.instanceId);
-          const c = await this.cleanup(ctx, { wait: false });
-          const r = await this.recover(ctx, { wait: false });
+          const c = await service.cleanup(ctx, { wait: false });
+          const r = await service.recover(ctx, { wait: false });
           if (c || r) log.info({ cleanup: c?.changes, recover: r?.changes }, 'maintenance run');
         } catch (err) {
           log.error({ err }, 'maintenance run failed');
-        } finally {
-          running = false;
         }
       };
-      const timer = setInterval(() => void tick(), config.MAINTENANCE_INTERVAL_SECONDS * 1000);
+      const timer = setInterval(() => {
+        if (current) return;
+        current = tick().finally(() => {
+          current = null;
+        });
+      }, config.MAINTENANCE_INTERVAL_SECONDS * 1000);
       timer.unref();
-      return () => clearInterval(timer);
+      // Stopping waits for a run in flight, so shutdown never closes the database under it.
+      return async () => {
+        clearInterval(timer);
+        await current;
+      };
+    },
+
+    /** Cheap gauges for a /metrics scrape: tokens per state (no chain walk). */
+    async refreshGauges(): Promise<void> {
+      const counts = new Map<string, number>();
+      for (const r of await db.select({ s: rotationTokens.status, n: sql<number>`count(*)::int` }).from(rotationTokens).groupBy(rotationTokens.status)) counts.set(r.s, r.n);
+      for (const s of RotationStatusSchema.options) deps.metrics.tokensByState.set({ state: s }, counts.get(s) ?? 0);
     },
   };
+  return service;
 }
 export type MaintenanceService = ReturnType<typeof createMaintenanceService>;

@@ -247,8 +247,14 @@ export function createRotationService(deps: RotationServiceDeps) {
         throw new AppError('KEY_CHECK_FAILED', 'Your stored key failed its integrity check, so nothing was rotated. An administrator must look at this account.');
       }
       if (user.keys.keyVersion !== t.fromKeyVersion) {
+        // E.g. an admin restored an older rotation meanwhile: settle this token so it does not
+        // stay open (and block a new request) until it expires.
         wipe(unlocked.dek, unlocked.kek);
-        throw new AppError('INVALID_STATE', 'Your keys changed since this request was made. Ask for a new rotation.');
+        await db.transaction(async (tx) => {
+          const moved = await repo.transition(tx, t.id, ['approved'], { status: 'failed', failedAt: sql`${clock.now()}`, failureReason: 'KEY_CHANGED', tempHash: null });
+          if (moved) await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(t.id), details: { reason: 'KEY_CHANGED' } });
+        });
+        throw new AppError('INVALID_STATE', 'Your keys changed since this request was made. Ask for a new rotation.', { reason: 'KEY_CHANGED' });
       }
 
       // 3. New key material from the new (or same) password, with a new salt — still outside.
