@@ -170,7 +170,9 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
 function registerSpa(app: FastifyInstance, distDir: string) {
   const hasSpa = existsSync(path.join(distDir, 'index.html'));
   if (hasSpa) {
-    app.register(fastifyStatic, { root: distDir, wildcard: false, index: false, maxAge: '1h', immutable: false });
+    // wildcard: files are looked up per request, so a rebuilt SPA's new asset names are served
+    // without a restart; a missing file falls through to the not-found handler below.
+    app.register(fastifyStatic, { root: distDir, wildcard: true, index: false, maxAge: '1h', immutable: false });
   }
   app.setNotFoundHandler((request, reply) => {
     const isApi = request.url.startsWith('/api/') || request.url.startsWith('/admin/api/') || request.url === '/api';

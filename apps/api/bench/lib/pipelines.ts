@@ -4,8 +4,10 @@
  * - seeding (not measured against anything): the user's DEK, recovered with the crypto core's
  *   unlockKeyMaterial from the user's key row, encrypts N secrets exactly as the API would, and
  *   one binary COPY per chunk writes them;
- * - the floor: the least any rotation must do, with nothing else: one SELECT of the user's rows
- *   → decrypt → encrypt → binary COPY into a temp table + one UPDATE … FROM → COMMIT;
+ * - the floor: the least any rotation must do, with nothing else, one step after the other:
+ *   SELECT the user's rows (in keyset chunks of 5,000, ciphertexts as base64 text, the fastest
+ *   read on both drivers) → decrypt → encrypt → binary COPY into a temp table; then one
+ *   UPDATE … FROM → COMMIT. No backup, no verification, no audit, no overlap of crypto and I/O;
  * - the naive baseline: the same SELECT and crypto, then one UPDATE per row.
  *
  * Both re-encrypt under the user's current DEK and key version (fresh nonces), so the rows stay
@@ -36,7 +38,7 @@ export async function userDek(parent: Parent, user: BenchUser): Promise<{ dek: B
 }
 
 /** A value of exactly `size` bytes of printable text (base64 of random bytes). */
-const valueOf = (size: number) => randomBytes(Math.ceil((size * 3) / 4)).toString('base64').slice(0, size);
+const randomValue = (size: number) => randomBytes(Math.ceil((size * 3) / 4)).toString('base64').slice(0, size);
 
 /** Insert `n` secrets of `size`-byte values for the user; returns their ids. */
 export async function seedSecrets(parent: Parent, user: BenchUser, n: number, size: number): Promise<string[]> {
@@ -51,7 +53,7 @@ export async function seedSecrets(parent: Parent, user: BenchUser, n: number, si
           const id = randomUUID();
           ids.push(id);
           const nameCt = seal(dek, Buffer.from(`bench-secret-${String(i).padStart(6, '0')}`), aad.secretName(user.id, id, kv));
-          const valueCt = seal(dek, Buffer.from(valueOf(size)), aad.secretValue(user.id, id, kv));
+          const valueCt = seal(dek, Buffer.from(randomValue(size)), aad.secretValue(user.id, id, kv));
           rows.push([{ uuid: id }, { uuid: user.id }, { int4: kv }, { bytes: nameCt }, { bytes: valueCt }]);
         }
         await c.copyIn('secrets (id, user_id, key_version, name_ct, value_ct)', encodeBinaryCopy(rows));
@@ -71,41 +73,66 @@ export interface PipelineRun {
   stages: Record<string, number>;
 }
 
-const asBuf = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
+const CHUNK = 5_000;
 
-async function selectAll(c: RawConn, userId: string) {
-  return c.rows('select id, key_version, name_ct, value_ct from secrets where user_id = $1 order by id', [userId]);
+/** The user's rows in id order, CHUNK at a time (bounded memory, like the API's batches). */
+async function* selectChunks(c: RawConn, userId: string): AsyncGenerator<unknown[][]> {
+  let after: string | null = null;
+  for (;;) {
+    const rows: unknown[][] = await c.rows(
+      `select id, key_version, encode(name_ct, 'base64'), encode(value_ct, 'base64') from secrets
+       where user_id = $1 and ($2::uuid is null or id > $2::uuid) order by id limit ${CHUNK}`,
+      [userId, after],
+    );
+    if (rows.length === 0) return;
+    yield rows;
+    if (rows.length < CHUNK) return;
+    after = rows[rows.length - 1]![0] as string;
+  }
 }
 
 function reencrypt(userId: string, dek: Buffer, r: unknown[]): { id: string; kv: number; nameCt: Buffer; valueCt: Buffer } {
   const id = r[0] as string;
   const kv = r[1] as number;
-  const name = open(dek, asBuf(r[2]), aad.secretName(userId, id, kv));
-  const value = open(dek, asBuf(r[3]), aad.secretValue(userId, id, kv));
+  const name = open(dek, Buffer.from(r[2] as string, 'base64'), aad.secretName(userId, id, kv));
+  const value = open(dek, Buffer.from(r[3] as string, 'base64'), aad.secretValue(userId, id, kv));
   return { id, kv, nameCt: seal(dek, name, aad.secretName(userId, id, kv)), valueCt: seal(dek, value, aad.secretValue(userId, id, kv)) };
 }
 
-/** The floor: SELECT → decrypt → encrypt → binary COPY + one UPDATE → COMMIT. */
+/** The floor: SELECT → decrypt → encrypt → binary COPY, chunk after chunk; one UPDATE → COMMIT. */
 export async function floorRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
   return parent.withConn(async (c) => {
+    const stages = { select: 0, crypto: 0, write: 0, commit: 0 };
+    let n = 0;
     const t0 = performance.now();
     await c.exec('begin');
     try {
-      const rows = await selectAll(c, user.id);
-      const t1 = performance.now();
-      const out: CopyValue[][] = new Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const r = reencrypt(user.id, dek, rows[i]!);
-        out[i] = [{ uuid: r.id }, { int4: r.kv }, { bytes: r.nameCt }, { bytes: r.valueCt }];
-      }
-      const t2 = performance.now();
       await c.exec('create temp table bench_floor (id uuid, kv int4, n bytea, v bytea) on commit drop');
-      await c.copyIn('bench_floor (id, kv, n, v)', encodeBinaryCopy(out));
+      let t = performance.now();
+      stages.write += t - t0;
+      for await (const rows of selectChunks(c, user.id)) {
+        stages.select += performance.now() - t;
+        t = performance.now();
+        const out: CopyValue[][] = new Array(rows.length);
+        for (let i = 0; i < rows.length; i++) {
+          const r = reencrypt(user.id, dek, rows[i]!);
+          out[i] = [{ uuid: r.id }, { int4: r.kv }, { bytes: r.nameCt }, { bytes: r.valueCt }];
+        }
+        stages.crypto += performance.now() - t;
+        t = performance.now();
+        await c.copyIn('bench_floor (id, kv, n, v)', encodeBinaryCopy(out));
+        n += rows.length;
+        stages.write += performance.now() - t;
+        t = performance.now();
+      }
+      stages.select += performance.now() - t;
+      t = performance.now();
       await c.exec('update secrets s set key_version = f.kv, name_ct = f.n, value_ct = f.v from bench_floor f where s.id = f.id');
-      const t3 = performance.now();
+      stages.write += performance.now() - t;
+      t = performance.now();
       await c.exec('commit');
-      const t4 = performance.now();
-      return { ms: t4 - t0, rows: rows.length, stages: { select: t1 - t0, crypto: t2 - t1, write: t3 - t2, commit: t4 - t3 } };
+      stages.commit = performance.now() - t;
+      return { ms: performance.now() - t0, rows: n, stages };
     } catch (e) {
       await c.exec('rollback').catch(() => {});
       throw e;
@@ -116,19 +143,28 @@ export async function floorRun(parent: Parent, user: BenchUser, dek: Buffer): Pr
 /** The naive baseline: the same SELECT and crypto, then one UPDATE (prepared) per row. */
 export async function naiveRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
   return parent.withConn(async (c) => {
+    const stages = { select: 0, cryptoAndWrites: 0, commit: 0 };
+    let n = 0;
     const t0 = performance.now();
     await c.exec('begin');
     try {
-      const rows = await selectAll(c, user.id);
-      const t1 = performance.now();
-      for (const row of rows) {
-        const r = reencrypt(user.id, dek, row);
-        await c.exec('update secrets set key_version = $2, name_ct = $3, value_ct = $4 where id = $1', [r.id, r.kv, r.nameCt, r.valueCt], 'bench_naive_update');
+      let t = performance.now();
+      for await (const rows of selectChunks(c, user.id)) {
+        stages.select += performance.now() - t;
+        t = performance.now();
+        for (const row of rows) {
+          const r = reencrypt(user.id, dek, row);
+          await c.exec('update secrets set key_version = $2, name_ct = $3, value_ct = $4 where id = $1', [r.id, r.kv, r.nameCt, r.valueCt], 'bench_naive_update');
+        }
+        n += rows.length;
+        stages.cryptoAndWrites += performance.now() - t;
+        t = performance.now();
       }
-      const t2 = performance.now();
+      stages.select += performance.now() - t;
+      t = performance.now();
       await c.exec('commit');
-      const t3 = performance.now();
-      return { ms: t3 - t0, rows: rows.length, stages: { select: t1 - t0, cryptoAndWrites: t2 - t1, commit: t3 - t2 } };
+      stages.commit = performance.now() - t;
+      return { ms: performance.now() - t0, rows: n, stages };
     } catch (e) {
       await c.exec('rollback').catch(() => {});
       throw e;

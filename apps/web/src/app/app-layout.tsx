@@ -1,7 +1,7 @@
 import { AppShell, Badge, Burger, Button, Group, Menu, NavLink, ScrollArea, Text, UnstyledButton } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import { useEffect, useRef } from 'react';
-import { Link, Outlet, useLocation, useNavigate } from 'react-router';
+import { Link, Outlet, useLocation } from 'react-router';
 import { useLogout, useMe } from '../features/auth/api/auth.api';
 
 const USER_LINKS = [
@@ -18,7 +18,6 @@ const ADMIN_LINKS = [
 export function AppLayout() {
   const me = useMe();
   const logout = useLogout();
-  const navigate = useNavigate();
   const { pathname } = useLocation();
   const [navOpen, nav] = useDisclosure(false);
   const mainRef = useRef<HTMLElement>(null);
@@ -77,16 +76,17 @@ export function AppLayout() {
                 </Menu.Target>
                 <Menu.Dropdown>
                   <Menu.Label>Administration</Menu.Label>
-                  <Menu.Item onClick={() => navigate('/admin/key_rotation_management')}>Key Rotation</Menu.Item>
-                  <Menu.Item onClick={() => navigate('/admin/health')}>System health</Menu.Item>
-                  <Menu.Item onClick={() => navigate('/admin/audit')}>Audit log</Menu.Item>
+                  <Menu.Item component={Link} to="/admin/key_rotation_management">Key Rotation</Menu.Item>
+                  <Menu.Item component={Link} to="/admin/health">System health</Menu.Item>
+                  <Menu.Item component={Link} to="/admin/audit">Audit log</Menu.Item>
                 </Menu.Dropdown>
               </Menu>
             ) : null}
             <Menu position="bottom-end" withArrow>
               <Menu.Target>
-                <Button variant="default" aria-label="Account menu" maw={{ base: 140, xs: 260 }}>
-                  <Text size="sm" truncate="end">
+                <Button variant="default" maw={{ base: 140, xs: 260 }}>
+                  <span className="kt-visually-hidden">Account menu: </span>
+                  <Text size="sm" truncate="end" span>
                     {email}
                   </Text>
                 </Button>
@@ -100,8 +100,8 @@ export function AppLayout() {
                     </Badge>
                   ) : null}
                 </Menu.Label>
-                <Menu.Item onClick={() => navigate('/')}>My vault</Menu.Item>
-                <Menu.Item onClick={() => navigate('/rotation_request')}>Key Rotation</Menu.Item>
+                <Menu.Item component={Link} to="/">My vault</Menu.Item>
+                <Menu.Item component={Link} to="/rotation_request">Key Rotation</Menu.Item>
                 <Menu.Divider />
                 <Menu.Item color="red.9" onClick={() => logout.mutate()} disabled={logout.isPending}>
                   Sign out

@@ -15,6 +15,11 @@ export const theme = createTheme({
     PasswordInput: { defaultProps: { withAsterisk: false } },
     Textarea: { defaultProps: { withAsterisk: false } },
     NativeSelect: { defaultProps: { withAsterisk: false } },
+    Modal: { defaultProps: { closeButtonProps: { 'aria-label': 'Close dialog' } } },
+    // Links inside text must not rely on colour alone.
+    Anchor: { defaultProps: { underline: 'always' } },
+    // Coloured alert titles on tinted backgrounds fall under 4.5:1; the tint carries the colour.
+    Alert: { styles: { title: { color: 'var(--mantine-color-text)' } } },
   },
 });
 

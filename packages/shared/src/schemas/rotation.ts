@@ -54,7 +54,13 @@ export const RotationListSchema = z.object({ items: z.array(RotationTokenSchema)
 export type RotationList = z.infer<typeof RotationListSchema>;
 
 export const RotationListQuerySchema = z.strictObject({
-  status: RotationStatusSchema.optional(),
+  /** One status or several, comma-separated (`?status=completed,finalized`). Given twice → 400. */
+  status: z
+    .string()
+    .max(300)
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .pipe(z.array(RotationStatusSchema).min(1).max(ROTATION_STATUSES.length))
+    .optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });

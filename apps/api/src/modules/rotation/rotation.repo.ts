@@ -51,10 +51,10 @@ export function createRotationRepo() {
       return r ?? null;
     },
 
-    async list(db: DbOrTx, opts: { userId?: string; status?: string; limit: number; offset: number }) {
+    async list(db: DbOrTx, opts: { userId?: string; statuses?: string[]; limit: number; offset: number }) {
       const conds: SQL[] = [];
       if (opts.userId) conds.push(eq(rotationTokens.userId, opts.userId));
-      if (opts.status) conds.push(eq(rotationTokens.status, opts.status));
+      if (opts.statuses?.length) conds.push(inArray(rotationTokens.status, opts.statuses));
       const where = conds.length ? and(...conds) : undefined;
       const rows = await db
         .select({ token: rotationTokens, email: users.email })

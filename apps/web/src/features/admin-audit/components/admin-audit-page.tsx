@@ -7,6 +7,31 @@ import { formatDateTime } from '../../../lib/format';
 import { AUDIT_EXPORT_URL, type AuditFilters, useAuditList, useAuditVerify } from '../api/admin-audit.api';
 
 const LIMIT = 50;
+/** Suggestions only: the filter matches an action name exactly, and the server may add more. */
+const KNOWN_ACTIONS = [
+  'auth.login',
+  'auth.logout',
+  'auth.register',
+  'setup.admin_created',
+  'admin.created',
+  'secret.created',
+  'secret.updated',
+  'secret.deleted',
+  'rotation.requested',
+  'rotation.cancelled',
+  'rotation.approved',
+  'rotation.rejected',
+  'rotation.started',
+  'rotation.execute',
+  'rotation.completed',
+  'rotation.failed',
+  'rotation.expired',
+  'rotation.revoked',
+  'rotation.finalized',
+  'rotation.rolled_back',
+  'rotation.recovered',
+  'rotation.superseded',
+];
 const EMPTY = { actor: '', action: '', outcome: '', from: '', to: '' };
 type Draft = typeof EMPTY;
 
@@ -93,8 +118,20 @@ export function AdminAuditPage() {
 
         <Paper withBorder p="md" radius="md" component="form" onSubmit={apply} aria-label="Filter audit events" noValidate>
           <Group align="flex-end" gap="sm">
-            <TextInput label="Actor" placeholder="email" value={draft.actor} onChange={set('actor')} style={{ flex: '1 1 12rem' }} />
-            <TextInput label="Action" placeholder="e.g. rotation.approve" value={draft.action} onChange={set('action')} style={{ flex: '1 1 12rem' }} />
+            <TextInput label="Actor" placeholder="email, or part of it" value={draft.actor} onChange={set('actor')} style={{ flex: '1 1 12rem' }} />
+            <TextInput
+              label="Action"
+              placeholder="e.g. rotation.approved"
+              list="audit-actions"
+              value={draft.action}
+              onChange={set('action')}
+              style={{ flex: '1 1 12rem' }}
+            />
+            <datalist id="audit-actions">
+              {KNOWN_ACTIONS.map((a) => (
+                <option key={a} value={a} />
+              ))}
+            </datalist>
             <NativeSelect
               label="Outcome"
               value={draft.outcome}

@@ -7,7 +7,7 @@ import {
   type RotationStatus,
   StatusResultSchema,
 } from '@keyturn/shared';
-import { keepPreviousData, queryOptions, useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { request } from '../../../lib/api-client';
 import { adminRotationKeys } from '../../../lib/query-keys';
 
@@ -25,20 +25,23 @@ export const adminRotationsQueryOptions = (status: RotationStatus, offset = 0, l
 export const useAdminRotations = (status: RotationStatus, offset = 0, enabled = true) =>
   useQuery({ ...adminRotationsQueryOptions(status, offset), enabled });
 
-/** Several statuses at once (history, approved + in progress): merged, newest first. */
+/** Several statuses at once (history, approved + in progress): one request, newest first. */
 export function useAdminRotationsMany(statuses: readonly RotationStatus[], enabled = true) {
-  return useQueries({
-    queries: statuses.map((s) => ({ ...adminRotationsQueryOptions(s, 0, 50), enabled })),
-    combine: (results) => ({
-      isPending: results.some((r) => r.isPending),
-      error: results.find((r) => r.isError)?.error ?? null,
-      total: results.reduce((n, r) => n + (r.data?.total ?? 0), 0),
-      items: results
-        .flatMap((r) => r.data?.items ?? [])
-        .sort((a, b) => b.createdAt.localeCompare(a.createdAt)),
-      refetch: () => Promise.all(results.map((r) => r.refetch())),
-    }),
+  const status = statuses.join(',');
+  const q = useQuery({
+    queryKey: [...adminRotationKeys.all, 'many', status] as const,
+    queryFn: ({ signal }) =>
+      request('/admin/api/rotation_requests', { schema: RotationListSchema, query: { status, limit: 200, offset: 0 }, signal }),
+    enabled,
+    refetchInterval: statuses.some((s) => s === 'approved' || s === 'in_progress') ? 15_000 : false,
   });
+  return {
+    isPending: q.isPending,
+    error: q.error ?? null,
+    total: q.data?.total ?? 0,
+    items: q.data?.items ?? [],
+    refetch: () => q.refetch(),
+  };
 }
 
 const tokenPath = (action: string, tokenId: string) => `/admin/api/${action}/${encodeURIComponent(tokenId)}`;

@@ -1,6 +1,6 @@
 import { AdminPasswordBodySchema, type ApproveResult, type RotationToken } from '@keyturn/shared';
 import { Alert, Button, Code, CopyButton, Group, Modal, PasswordInput, Stack, Text } from '@mantine/core';
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Fingerprint } from '../../../components/fingerprint';
 import { FormError } from '../../../components/query-state';
 import { errorMessage } from '../../../lib/error-messages';
@@ -88,6 +88,9 @@ export function ApproveModal({ token, onClose }: { token: RotationToken | null; 
 function TempPasswordView({ token, result, onDone }: { token: RotationToken; result: ApproveResult; onDone: () => void }) {
   const now = useNow(1000);
   const left = (new Date(result.expiresAt).getTime() - now) / 1000;
+  // The password form was replaced under the focus: put it on the copy button.
+  const copyRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => copyRef.current?.focus(), []);
   return (
     <Stack gap="sm">
       <Alert color="orange" variant="light" title="This will not be shown again" role="alert">
@@ -102,7 +105,7 @@ function TempPasswordView({ token, result, onDone }: { token: RotationToken; res
       <Group>
         <CopyButton value={result.tempPassword} timeout={3000}>
           {({ copied, copy }) => (
-            <Button onClick={copy} color={copied ? 'teal.9' : undefined} data-autofocus>
+            <Button ref={copyRef} onClick={copy} color={copied ? 'teal.9' : undefined}>
               {copied ? 'Copied' : 'Copy temporary password'}
             </Button>
           )}

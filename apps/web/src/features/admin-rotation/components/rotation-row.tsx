@@ -85,7 +85,7 @@ export function RotationRow({ token, onAction }: { token: RotationToken; onActio
               <Button size="xs" onClick={() => onAction('approve', token)}>
                 Approve
               </Button>
-              <Button size="xs" variant="default" color="red.9" onClick={() => onAction('reject', token)}>
+              <Button size="xs" variant="default" c="red.9" onClick={() => onAction('reject', token)}>
                 Reject
               </Button>
             </>

@@ -89,7 +89,7 @@ export function RotationRequestCard({ token }: { token: RotationToken }) {
               </Button>
             ) : null}
             {canCancel ? (
-              <Button variant="default" color="red.9" onClick={confirm.open}>
+              <Button variant="default" c="red.9" onClick={confirm.open}>
                 Cancel request
               </Button>
             ) : null}

@@ -100,7 +100,7 @@ export function SecretItem({ secret, onEdit, onDelete }: Props) {
           <Button size="xs" variant="default" onClick={() => onEdit(secret)} aria-label={`Edit ${secret.name}`}>
             Edit
           </Button>
-          <Button size="xs" variant="subtle" color="red.9" onClick={() => onDelete(secret)} aria-label={`Delete ${secret.name}`}>
+          <Button size="xs" variant="default" c="red.9" onClick={() => onDelete(secret)} aria-label={`Delete ${secret.name}`}>
             Delete
           </Button>
         </Group>
