@@ -73,7 +73,7 @@ export interface BenchResult {
     quick: boolean;
     backend: 'pglite' | 'postgres';
     database: string;
-    machine: { cpus: number; cpuModel: string; memGiB: number; node: string; platform: string };
+    machine: { cpus: number; cpuModel: string; memGiB: number; node: string; platform: string; loadAvgStart: number[]; loadAvgEnd: number[] };
     options: { ns: number[]; sizes: number[]; runs: number; naiveRunsLarge: number; readSeconds: number; warmupSeconds: number; readConnections: number; logins: number; burst: number };
     api: { kdf: { alg: string; m: number; t: number; p: number }; rotationBatchSize: number; logLevel: string; rateLimitsRaised: boolean };
   };
@@ -95,6 +95,7 @@ const ADMIN = { email: 'bench-admin@keyturn.test', password: 'bench admin horse 
 export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const log = opts.log ?? (() => {});
   const started = Date.now();
+  const loadAvgStart = os.loadavg().map((x) => round(x));
   const backend = await createBackend({
     ...(opts.databaseUrl ? { serverUrl: opts.databaseUrl } : {}),
     ...(opts.apiEnv ? { extraEnv: opts.apiEnv } : {}),
@@ -298,7 +299,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
         quick: !!opts.quick,
         backend: backend.kind,
         database: backend.kind === 'postgres' ? await backend.serverVersion() : 'PGlite (data directory on disk)',
-        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` },
+        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}`, loadAvgStart, loadAvgEnd: os.loadavg().map((x) => round(x)) },
         options: { ns: opts.ns, sizes: opts.sizes, runs: opts.runs, naiveRunsLarge, readSeconds: opts.readSeconds, warmupSeconds, readConnections, logins: opts.logins, burst: opts.burst },
         api: { kdf: config.kdf, rotationBatchSize: config.ROTATION_BATCH_SIZE, logLevel: config.LOG_LEVEL, rateLimitsRaised: true },
       },

@@ -27,6 +27,8 @@ function table(head: string[], rows: string[][], right: boolean[]): string {
 export function renderTable(r: BenchResult): string {
   const out: string[] = [];
   out.push(`Keyturn benchmark — ${r.meta.backend} (${r.meta.database.split(' on ')[0]}), ${r.meta.machine.cpus} CPUs, Node ${r.meta.machine.node}, ${r.meta.startedAt}`);
+  const m = r.meta.machine;
+  if (m.loadAvgStart && m.loadAvgEnd) out.push(`load average (1/5/15 min): ${m.loadAvgStart.join(' / ')} at start, ${m.loadAvgEnd.join(' / ')} at end`);
   out.push(`argon2id m=${r.meta.api.kdf.m} KiB t=${r.meta.api.kdf.t} p=${r.meta.api.kdf.p}; rotation batch ${r.meta.api.rotationBatchSize}; medians of ${r.meta.options.runs} run(s) [min–max]`);
   out.push('');
   out.push(

@@ -264,9 +264,15 @@ describe('text()', () => {
 describe('RotationListQuerySchema', () => {
   it('accepts every known status and defaults the page', () => {
     for (const status of ROTATION_STATUSES) {
-      expect(RotationListQuerySchema.parse({ status })).toEqual({ status, limit: 50, offset: 0 });
+      expect(RotationListQuerySchema.parse({ status })).toEqual({ status: [status], limit: 50, offset: 0 });
     }
     expect(RotationListQuerySchema.parse({})).toEqual({ limit: 50, offset: 0 });
+  });
+
+  it('accepts several comma-separated statuses, and refuses a repeated parameter (array)', () => {
+    expect(RotationListQuerySchema.parse({ status: 'completed, finalized' }).status).toEqual(['completed', 'finalized']);
+    expect(ok(RotationListQuerySchema, { status: 'completed,bogus' })).toBe(false);
+    expect(ok(RotationListQuerySchema, { status: ['pending', 'approved'] })).toBe(false);
   });
 
   it('rejects an unknown status', () => {

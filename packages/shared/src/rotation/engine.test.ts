@@ -1,0 +1,142 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { aad } from '../crypto/aad';
+import { NONCE_BYTES, open, seal } from '../crypto/aead';
+import { BATCH_BYTES, batchSealer, reencryptAll, RotationAbort, type RotationStore, type SecretCipherRow } from './engine';
+
+/** An in-memory RotationStore over `rows`, recording the statements and hook calls in order. */
+function memoryStore(rows: SecretCipherRow[], log: string[]) {
+  const table = new Map(rows.map((r) => [r.id, { ...r }]));
+  const store: RotationStore = {
+    lockKeyRow: async () => ({ keyVersion: 1, wrappedDek: Buffer.from('wrapped') }),
+    countSecrets: async () => table.size,
+    backup: async () => table.size,
+    readBatch: async (after, limit) => {
+      log.push(`read:${limit}`);
+      return [...table.values()]
+        .filter((r) => after === null || r.id > after)
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .slice(0, limit)
+        .map((r) => ({ ...r, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) }));
+    },
+    writeBatch: async (batch) => {
+      await new Promise((r) => setTimeout(r, 1));
+      log.push(`write:${batch.length}`);
+      for (const r of batch) table.set(r.id, { ...r, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) });
+    },
+    countNotAt: async (kv) => [...table.values()].filter((r) => r.keyVersion !== kv).length,
+  };
+  return { store, table };
+}
+
+function seedRows(userId: string, dek: Buffer, n: number, valueBytes = 40) {
+  const plain = new Map<string, { name: string; value: Buffer }>();
+  const rows: SecretCipherRow[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = randomUUID();
+    const value = randomBytes(valueBytes);
+    plain.set(id, { name: `s${i}`, value });
+    rows.push({ id, keyVersion: 1, nameCt: seal(dek, Buffer.from(`s${i}`), aad.secretName(userId, id, 1)), valueCt: seal(dek, value, aad.secretValue(userId, id, 1)) });
+  }
+  return { rows, plain };
+}
+
+describe.each([
+  ['on this thread', false],
+  ['on a worker thread', true],
+])('reencryptAll %s', (_label, cryptoWorker) => {
+  const userId = randomUUID();
+
+  it('re-encrypts every row, proven by aead.open, in batches with the serial hook sequence', async () => {
+    const oldDek = randomBytes(32);
+    const newDek = randomBytes(32);
+    const { rows, plain } = seedRows(userId, oldDek, 25);
+    const log: string[] = [];
+    const { store, table } = memoryStore(rows, log);
+    const r = await reencryptAll({
+      tokenId: 't',
+      userId,
+      oldDek,
+      newDek,
+      fromKeyVersion: 1,
+      toKeyVersion: 2,
+      expectedWrappedDek: Buffer.from('wrapped'),
+      batchSize: 10,
+      store,
+      cryptoWorker,
+      hooks: { afterBatch: (_t, i) => void log.push(`afterBatch:${i}`) },
+    });
+    expect(r).toMatchObject({ count: 25, batches: 3 });
+    // afterBatch(i) follows write i and precedes write i+1.
+    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['write:10', 'afterBatch:0', 'write:10', 'afterBatch:1', 'write:5', 'afterBatch:2']);
+    const nonces = new Set<string>();
+    for (const [id, p] of plain) {
+      const row = table.get(id)!;
+      expect(row.keyVersion).toBe(2);
+      expect(open(newDek, row.nameCt, aad.secretName(userId, id, 2)).toString()).toBe(p.name);
+      expect(open(newDek, row.valueCt, aad.secretValue(userId, id, 2))).toEqual(p.value);
+      expect(() => open(oldDek, row.valueCt, aad.secretValue(userId, id, 1))).toThrow();
+      nonces.add(row.nameCt.subarray(1, 1 + NONCE_BYTES).toString('hex')).add(row.valueCt.subarray(1, 1 + NONCE_BYTES).toString('hex'));
+    }
+    expect(nonces.size).toBe(50);
+  });
+
+  it('a row that does not open aborts with DECRYPT_FAILED after the previous batch, and writes nothing more', async () => {
+    const oldDek = randomBytes(32);
+    const { rows } = seedRows(userId, oldDek, 25);
+    rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+    rows[13]!.valueCt[20]! ^= 1; // in batch 1
+    const log: string[] = [];
+    const { store } = memoryStore(rows, log);
+    const run = reencryptAll({
+      tokenId: 't',
+      userId,
+      oldDek,
+      newDek: randomBytes(32),
+      fromKeyVersion: 1,
+      toKeyVersion: 2,
+      expectedWrappedDek: Buffer.from('wrapped'),
+      batchSize: 10,
+      store,
+      cryptoWorker,
+      hooks: { afterBatch: (_t, i) => void log.push(`afterBatch:${i}`) },
+    });
+    await expect(run).rejects.toMatchObject({ name: 'RotationAbort', reasonCode: 'DECRYPT_FAILED' });
+    await expect(run).rejects.toBeInstanceOf(RotationAbort);
+    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['write:10', 'afterBatch:0']);
+  });
+
+  it('sizes batches by bytes: big secrets take smaller batches, never more rows than the batch size', async () => {
+    const oldDek = randomBytes(32);
+    const { rows } = seedRows(userId, oldDek, 40, 64 * 1024);
+    const log: string[] = [];
+    const { store } = memoryStore(rows, log);
+    const r = await reencryptAll({
+      tokenId: 't',
+      userId,
+      oldDek,
+      newDek: randomBytes(32),
+      fromKeyVersion: 1,
+      toKeyVersion: 2,
+      expectedWrappedDek: Buffer.from('wrapped'),
+      batchSize: 20,
+      store,
+      cryptoWorker,
+    });
+    expect(r.count).toBe(40);
+    const perBatch = Math.floor(BATCH_BYTES / (64 * 1024 + 29 + 31));
+    expect(log.filter((l) => l.startsWith('read'))[1]).toBe(`read:${perBatch}`);
+  });
+});
+
+describe('batchSealer', () => {
+  it('seals in aead.ts format with distinct nonces, and refuses past its count', () => {
+    const key = randomBytes(32);
+    const s = batchSealer(3);
+    const blobs = [0, 1, 2].map((i) => s(key, Buffer.from(`p${i}`), `ctx${i}`));
+    blobs.forEach((b, i) => expect(open(key, b, `ctx${i}`).toString()).toBe(`p${i}`));
+    expect(new Set(blobs.map((b) => b.subarray(1, 1 + NONCE_BYTES).toString('hex'))).size).toBe(3);
+    expect(() => s(key, Buffer.from('x'), 'ctx')).toThrow(RangeError);
+    expect(() => batchSealer(1)(key, Buffer.from('x'), '')).toThrow(TypeError);
+  });
+});
