@@ -134,7 +134,7 @@ describe('batchSealer', () => {
     const key = randomBytes(32);
     const s = batchSealer(3);
     const blobs = [0, 1, 2].map((i) => s(key, Buffer.from(`p${i}`), `ctx${i}`));
-    blobs.forEach((b, i) => expect(open(key, b, `ctx${i}`).toString()).toBe(`p${i}`));
+    for (const [i, b] of blobs.entries()) expect(open(key, b, `ctx${i}`).toString()).toBe(`p${i}`);
     expect(new Set(blobs.map((b) => b.subarray(1, 1 + NONCE_BYTES).toString('hex'))).size).toBe(3);
     expect(() => s(key, Buffer.from('x'), 'ctx')).toThrow(RangeError);
     expect(() => batchSealer(1)(key, Buffer.from('x'), '')).toThrow(TypeError);

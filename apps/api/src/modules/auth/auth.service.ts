@@ -245,7 +245,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         throw new AppError('RATE_LIMITED', 'Too many wrong admin passwords. Try again later.', { retryAfterSeconds: blocked });
       }
       const r = await repo.findUserWithKeys(db, auth.userId);
-      if (!r || r.user.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
+      if (r?.user.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
       const unlocked = await kdfCost(unlockKeyMaterial(r.user.id, password, r.keys));
       if (!unlocked.ok) {
         await repo.throttleFail(db, key, maxFailures, config.LOGIN_LOCK_SECONDS, clock.now());

@@ -43,7 +43,7 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
       await audit.recordDetached(ctx, { action: 'admin.created', outcome: 'denied', target: `email:${body.email}`, details: { reason } });
       throw new AppError('ADMIN_REAUTH_FAILED', 'The existing admin’s email or password is incorrect.');
     };
-    if (!found || found.user.role !== 'admin' || found.user.disabled) return deny('not_an_admin');
+    if (found?.user.role !== 'admin' || found.user.disabled) return deny('not_an_admin');
     const unlocked = await auth.kdfCost(unlockKeyMaterial(found.user.id, existing.password, found.keys));
     if (!unlocked.ok) return deny('admin_reauth_failed');
     const wrap = await amkRepo.wrapFor(db, found.user.id);
