@@ -2,10 +2,19 @@ import { randomBytes } from 'node:crypto';
 import type { APIRequestContext, APIResponse } from '@playwright/test';
 // Type-only: erased at run time, so e2e needs no dependency on the shared package to use its
 // contract types (z.infer of the zod schemas).
-import type { Secret, SecretMeta, Session } from '../../packages/shared/src/index';
+import type {
+  ApproveResult,
+  AuditEvent,
+  RotateResult,
+  RotationStatus,
+  RotationToken,
+  Secret,
+  SecretMeta,
+  Session,
+} from '../../packages/shared/src/index';
 import { serverInfo } from './env';
 
-export type { Secret, SecretMeta, Session };
+export type { ApproveResult, AuditEvent, RotateResult, RotationStatus, RotationToken, Secret, SecretMeta, Session };
 
 /**
  * API shortcuts so UI tests can arrange state fast. They speak the contract in
@@ -60,10 +69,15 @@ export async function setupNeeded(request: APIRequestContext): Promise<boolean> 
  * First-run setup through the API with the run's setup code. Defaults to the shared admin of
  * this e2e run (see serverInfo().admin). Fails if setup was already done.
  */
-export async function completeSetup(request: APIRequestContext, creds?: Partial<Credentials>): Promise<LoggedIn> {
+export async function completeSetup(
+  request: APIRequestContext,
+  creds?: Partial<Credentials> & { setupCode?: string },
+): Promise<LoggedIn> {
   const info = serverInfo();
   const c: Credentials = { email: creds?.email ?? info.admin.email, password: creds?.password ?? info.admin.password };
-  const res = await request.post('/api/setup', { data: { setupCode: info.setupCode, ...c } });
+  // Another server (support/server.ts) has its own setup code.
+  const setupCode = creds?.setupCode ?? info.setupCode;
+  const res = await request.post('/api/setup', { data: { setupCode, ...c } });
   await expectStatus(res, 201, 'POST /api/setup');
   return loggedIn(c, (await res.json()) as Session);
 }
@@ -112,4 +126,85 @@ export async function getSecret(request: APIRequestContext, who: LoggedIn, id: s
   const res = await request.get(`/api/secrets/${id}`, { headers: who.auth });
   await expectStatus(res, 200, `GET /api/secrets/${id}`);
   return (await res.json()) as Secret;
+}
+
+// Key rotation ----------------------------------------------------------------------------------
+
+export async function requestRotation(request: APIRequestContext, who: LoggedIn, reason: string): Promise<RotationToken> {
+  const res = await request.post('/api/request_key_rotation', { headers: who.auth, data: { reason } });
+  await expectStatus(res, 201, 'POST /api/request_key_rotation');
+  return (await res.json()) as RotationToken;
+}
+
+/** The user's own requests, newest first. */
+export async function myRotations(request: APIRequestContext, who: LoggedIn): Promise<RotationToken[]> {
+  const res = await request.get('/api/rotation_requests', { headers: who.auth });
+  await expectStatus(res, 200, 'GET /api/rotation_requests');
+  return ((await res.json()) as { items: RotationToken[] }).items;
+}
+
+export async function myRotation(request: APIRequestContext, who: LoggedIn, id: string): Promise<RotationToken> {
+  const found = (await myRotations(request, who)).find((t) => t.id === id);
+  if (!found) throw new Error(`rotation request ${id} is not in the list of ${who.email}`);
+  return found;
+}
+
+/** Approves as an admin (the admin's password re-authenticates); returns the temporary password. */
+export async function approveRotation(request: APIRequestContext, admin: LoggedIn, tokenId: string): Promise<ApproveResult> {
+  const res = await request.post(`/admin/api/approve_rotation/${tokenId}`, {
+    headers: admin.auth,
+    data: { adminPassword: admin.password },
+  });
+  await expectStatus(res, 200, `POST /admin/api/approve_rotation/${tokenId}`);
+  return (await res.json()) as ApproveResult;
+}
+
+export async function rejectRotation(request: APIRequestContext, admin: LoggedIn, tokenId: string, reason: string): Promise<void> {
+  const res = await request.post(`/admin/api/reject_rotation/${tokenId}`, { headers: admin.auth, data: { reason } });
+  await expectStatus(res, 200, `POST /admin/api/reject_rotation/${tokenId}`);
+}
+
+export async function finalizeRotation(request: APIRequestContext, admin: LoggedIn, tokenId: string): Promise<void> {
+  const res = await request.post(`/admin/api/finalize_a_dek/${tokenId}`, {
+    headers: admin.auth,
+    data: { adminPassword: admin.password },
+  });
+  await expectStatus(res, 200, `POST /admin/api/finalize_a_dek/${tokenId}`);
+}
+
+/** Runs an approved rotation as the user (this session survives; the user's others end). */
+export async function rotateWithToken(
+  request: APIRequestContext,
+  who: LoggedIn,
+  body: { tokenId: string; tempPassword: string; newPassword?: string },
+): Promise<RotateResult> {
+  const res = await request.post('/api/rotate_keys_with_token', {
+    headers: who.auth,
+    data: { ...body, currentPassword: who.password },
+  });
+  await expectStatus(res, 200, 'POST /api/rotate_keys_with_token');
+  return (await res.json()) as RotateResult;
+}
+
+export async function adminRotations(
+  request: APIRequestContext,
+  admin: LoggedIn,
+  status?: RotationStatus,
+): Promise<RotationToken[]> {
+  const res = await request.get('/admin/api/rotation_requests', {
+    headers: admin.auth,
+    params: status ? { status, limit: 200 } : { limit: 200 },
+  });
+  await expectStatus(res, 200, 'GET /admin/api/rotation_requests');
+  return ((await res.json()) as { items: RotationToken[] }).items;
+}
+
+/** Audit events whose target is the given rotation request, oldest first. */
+export async function auditOfRotation(request: APIRequestContext, admin: LoggedIn, tokenId: string): Promise<AuditEvent[]> {
+  const res = await request.get('/admin/api/audit', {
+    headers: admin.auth,
+    params: { target: `rotation:${tokenId}`, limit: 1000 },
+  });
+  await expectStatus(res, 200, 'GET /admin/api/audit');
+  return ((await res.json()) as { items: AuditEvent[] }).items.reverse();
 }

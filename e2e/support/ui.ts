@@ -1,4 +1,4 @@
-import { type Locator, type Page, expect } from '@playwright/test';
+import { type Browser, type BrowserContextOptions, type Locator, type Page, expect } from '@playwright/test';
 import type { Credentials } from './api';
 
 /**
@@ -37,4 +37,47 @@ export async function signOut(page: Page): Promise<void> {
   await page.getByRole('menuitem', { name: 'Sign out' }).click();
   await expectOnSignIn(page);
   await expect(page.getByRole('status').filter({ hasText: 'You have signed out.' })).toBeVisible();
+}
+
+/**
+ * Signs the browser context in without typing: the login request goes through `page.request`,
+ * which shares the context's cookie jar, then the page opens `path`. For specs whose subject is
+ * not the sign-in form itself.
+ */
+export async function signInFast(page: Page, creds: Credentials, path = '/'): Promise<void> {
+  const res = await page.request.post('/api/auth/login', { data: { email: creds.email, password: creds.password } });
+  if (res.status() !== 200) throw new Error(`sign-in of ${creds.email} failed: HTTP ${res.status()} ${await res.text()}`);
+  await page.goto(path);
+  await expectSignedIn(page, creds.email);
+}
+
+/** A page in a new, separate browser context (another person: own cookies and storage). */
+export async function newPersonPage(browser: Browser, baseURL: string, opts: BrowserContextOptions = {}): Promise<Page> {
+  const context = await browser.newContext({ baseURL, ...opts });
+  return context.newPage();
+}
+
+/** The admin console's list item for one user's request. */
+export const adminRow = (page: Page, email: string): Locator =>
+  page.getByRole('listitem', { name: `Request from ${email}`, exact: true });
+
+/** Opens a tab of /admin/key_rotation_management (its name may carry a count badge). */
+export async function openAdminTab(page: Page, tab: 'Pending' | 'Approved' | 'Awaiting finalization' | 'History'): Promise<void> {
+  const t = page.getByRole('tab', { name: new RegExp(`^${tab}`) });
+  await t.click();
+  await expect(t).toHaveAttribute('aria-selected', 'true');
+}
+
+/**
+ * Waits until the screen is still: no loader or spinner, no running CSS transition or
+ * animation (a modal fading in has half-transparent colours, which axe would call low contrast).
+ */
+export async function settle(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () =>
+      !document.querySelector('[role="status"][aria-label="Loading"], [role="status"][aria-busy="true"], .mantine-Loader-root') &&
+      document.getAnimations().every((a) => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity),
+    undefined,
+    { timeout: 10_000 },
+  );
 }

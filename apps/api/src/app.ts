@@ -172,7 +172,15 @@ function registerSpa(app: FastifyInstance, distDir: string) {
   if (hasSpa) {
     // wildcard: files are looked up per request, so a rebuilt SPA's new asset names are served
     // without a restart; a missing file falls through to the not-found handler below.
-    app.register(fastifyStatic, { root: distDir, wildcard: true, index: false, maxAge: '1h', immutable: false });
+    app.register(fastifyStatic, {
+      root: distDir,
+      wildcard: true,
+      index: false,
+      maxAge: '1h',
+      immutable: false,
+      // `/` is the SPA's route, not a directory listing: let it fall through to index.html.
+      allowedPath: (p) => p !== '/',
+    });
   }
   app.setNotFoundHandler((request, reply) => {
     const isApi = request.url.startsWith('/api/') || request.url.startsWith('/admin/api/') || request.url === '/api';
