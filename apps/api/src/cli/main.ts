@@ -7,7 +7,7 @@ import { systemCtx } from '../lib/context';
 import { progress, readPassword } from './prompt';
 
 const USAGE = `Keyturn CLI — usage: pnpm cli <command> [options]
-  (equivalently: node --import tsx apps/api/src/cli/main.ts <command> [options])
+  (equivalently, from apps/api: node --import tsx src/cli/main.ts <command> [options])
 
   admin create --email <email> [--existing-admin <email>]
                           create the first admin (no admin yet) or another admin who shares the
