@@ -71,11 +71,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  const dataDir = path.resolve(e.DATA_DIR);
+  // Relative paths mean the same from every entry point (pnpm scripts run in apps/api): the repo root.
+  const dataDir = path.resolve(REPO_ROOT, e.DATA_DIR);
   const { JWT_SECRET, KDF_MEMORY_KIB, KDF_ITERATIONS, KDF_PARALLELISM, ...rest } = e;
   return {
     ...rest,
     DATA_DIR: dataDir,
+    WEB_DIST_DIR: path.resolve(REPO_ROOT, e.WEB_DIST_DIR),
     jwtSecret: JWT_SECRET ?? persistedSecret(dataDir),
     kdf: { alg: 'argon2id', m: KDF_MEMORY_KIB, t: KDF_ITERATIONS, p: KDF_PARALLELISM },
     instanceId: e.INSTANCE_ID ?? `${process.pid}-${randomBytes(4).toString('hex')}`,

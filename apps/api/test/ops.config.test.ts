@@ -83,7 +83,8 @@ describe('ops: config', () => {
       TOKEN_TTL_SECONDS: '60',
     });
     expect(c.PORT).toBe(8080);
-    expect(c.DATA_DIR).toBe(path.resolve('relative/dir'));
+    // relative to the repository root, whichever directory the process started in
+    expect(c.DATA_DIR).toBe(path.resolve(REPO_ROOT, 'relative/dir'));
     expect(c.usePglite).toBe(false);
     expect(c.instanceId).toBe('api-2');
     expect(c.LOG_LEVEL).toBe('debug');
