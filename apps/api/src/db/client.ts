@@ -38,6 +38,18 @@ export const userKeyGate = (userId: string, mode: 'shared' | 'exclusive'): SQL =
     ? sql`select pg_advisory_xact_lock_shared(727274004::int, hashtext(${userId}::text))`
     : sql`select pg_advisory_xact_lock(727274004::int, hashtext(${userId}::text))`;
 
+/**
+ * True when a statement failed on a unique constraint or index (SQLSTATE 23505). Drizzle wraps
+ * driver errors ("Failed query: …"), so the code is on the error or on its cause; both drivers
+ * (node-postgres, PGlite) report it the same way.
+ */
+export function isUniqueViolation(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if ((cur as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}
+
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, 'migrations');
 
 export async function rowsOf<T>(db: DbOrTx, q: SQL): Promise<T[]> {

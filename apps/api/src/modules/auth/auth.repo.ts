@@ -19,11 +19,6 @@ export function createAuthRepo() {
       return r ?? null;
     },
 
-    async insertUser(tx: DbOrTx, email: string, role: 'user' | 'admin'): Promise<UserRow> {
-      const [u] = await tx.insert(users).values({ email, role }).returning();
-      return u!;
-    },
-
     async insertKeys(tx: DbOrTx, userId: string, m: KeyMaterial): Promise<void> {
       await tx.insert(userKeys).values({ userId, ...m });
     },

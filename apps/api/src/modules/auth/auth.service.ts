@@ -10,7 +10,7 @@ import {
   wrapForSession,
 } from '@keyturn/shared/crypto';
 import { sql } from 'drizzle-orm';
-import type { Db, DbOrTx } from '../../db/client';
+import { type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
 import { users } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import type { RequestCtx } from '../../lib/context';
@@ -98,35 +98,32 @@ export function createAuthService(deps: AuthServiceDeps) {
     /** Count an argon2 derivation made elsewhere (setup) in the same metric. */
     kdfCost,
 
-    /** Create a user (or the first admin) with key version 1 and a pending A-DEK; log them in. */
-    async register(ctx: RequestCtx, body: RegisterBody, role: 'user' | 'admin' = 'user', inTx?: (tx: DbOrTx, user: UserRow, dek: Buffer, kek: Buffer) => Promise<void>) {
+    /** Create a user with key version 1 and a pending A-DEK (no admin needed); sign them in. */
+    async register(ctx: RequestCtx, body: RegisterBody) {
       const amk = await deps.amkRepo.get(db);
-      if (!amk && role === 'user') throw new AppError('SETUP_REQUIRED', 'Keyturn is not set up yet: an administrator must complete first-run setup.');
+      if (!amk) throw new AppError('SETUP_REQUIRED', 'Keyturn is not set up yet: an administrator must complete first-run setup.');
       const userId = randomUUID();
       const { material, dek, kek } = await kdfCost(
-        newKeyMaterial({ userId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amk?.publicKey ?? null }),
+        newKeyMaterial({ userId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amk.publicKey }),
       );
+      const taken = () => new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
       try {
         return await db.transaction(async (tx) => {
-          const existing = await repo.findUserWithKeysByEmail(tx, body.email);
-          if (existing) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
-          const [user] = await tx.insert(users).values({ id: userId, email: body.email, role }).returning();
+          if (await repo.findUserWithKeysByEmail(tx, body.email)) throw taken();
+          const [user] = await tx.insert(users).values({ id: userId, email: body.email, role: 'user' }).returning();
           await repo.insertKeys(tx, user!.id, material);
-          if (inTx) await inTx(tx, user!, dek, kek);
           const s = await openSession(tx, user!, 1, dek);
-          await audit.record(tx, { ...ctx, actor: { id: user!.id, email: user!.email, role } }, {
-            action: role === 'admin' ? 'setup.admin_created' : 'user.registered',
+          await audit.record(tx, { ...ctx, actor: { id: user!.id, email: user!.email, role: 'user' } }, {
+            action: 'user.registered',
             outcome: 'success',
             target: `user:${user!.id}`,
             details: { keyVersion: 1, sessionId: s.sessionId },
           });
-          return { ...s, user: toUser(user!, { keyVersion: 1 }) };
+          return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(user!, { keyVersion: 1 }) };
         });
       } catch (e) {
         // Two registrations racing for one email: the unique index settles it.
-        if ((e as { code?: string }).code === '23505' || /unique/i.test(String((e as Error).message))) {
-          if (!(e instanceof AppError)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
-        }
+        if (isUniqueViolation(e)) throw taken();
         throw e;
       } finally {
         wipe(dek, kek);

@@ -26,11 +26,10 @@ export function createMetrics() {
     return { inc: (l: Labels = {}, n = 1) => values.set(key(l), (values.get(key(l)) ?? 0) + n), get: (l: Labels = {}) => values.get(key(l)) ?? 0 };
   }
 
-  function gauge(name: string, help: string, collect?: () => Promise<[Labels, number][]>) {
+  function gauge(name: string, help: string) {
     const values = new Map<string, number>();
     const m = {
       set: (l: Labels, v: number) => values.set(key(l), v),
-      collect,
       render: () =>
         `# HELP ${name} ${help}\n# TYPE ${name} gauge\n` + [...values].map(([k, v]) => `${name}${k ? `{${k}}` : ''} ${v}`).join('\n'),
     };

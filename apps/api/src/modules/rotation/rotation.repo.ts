@@ -209,10 +209,6 @@ export function createRotationRepo() {
       return rows[0]?.n ?? 0;
     },
 
-    async deleteBackups(tx: DbOrTx, tokenId: string): Promise<void> {
-      await tx.delete(rotationBackups).where(eq(rotationBackups.tokenId, tokenId));
-    },
-
     /** Completed tokens of a user at a key version that is no longer current. */
     async completedOf(tx: DbOrTx, userId: string) {
       return tx

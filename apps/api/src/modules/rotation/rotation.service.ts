@@ -24,7 +24,7 @@ import {
 } from '@keyturn/shared/crypto';
 import { createRowsDigest, reencryptAll, RotationAbort, type RotationHooks } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
-import type { Database, Db, DbOrTx } from '../../db/client';
+import { type Database, type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
 import type { Clock } from '../../lib/clock';
 import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
@@ -166,7 +166,7 @@ export function createRotationService(deps: RotationServiceDeps) {
           return view(t, tx);
         });
       } catch (e) {
-        if (!(e instanceof AppError) && /rotation_tokens_one_open_per_user|unique|duplicate/i.test(String((e as Error).message) + String((e as { cause?: Error }).cause?.message))) {
+        if (isUniqueViolation(e)) {
           throw new AppError('OPEN_REQUEST_EXISTS', 'You already have an open rotation request. Cancel it or finish it first.');
         }
         throw e;

@@ -98,16 +98,15 @@ export function createSecretsService({ db, repo, auth, audit, config }: SecretsS
         if (body.name !== undefined) set.nameCt = sealText(dek, body.name, aad.secretName(a.userId, id, kv));
         if (body.value !== undefined) set.valueCt = sealText(dek, body.value, aad.secretValue(a.userId, id, kv));
         const row = await guardedWrite(a, async (tx) => {
-          const before = await repo.get(tx, a.userId, id);
-          if (!before) throw notFound();
           const row = await repo.update(tx, a.userId, id, set);
+          if (!row) throw notFound();
           await audit.record(tx, ctx, {
             action: 'secret.updated',
             outcome: 'success',
             target: `secret:${id}`,
             details: { keyVersion: kv, changed: Object.keys(body).sort().join(',') },
           });
-          return row!;
+          return row;
         });
         return full(dek, row);
       });

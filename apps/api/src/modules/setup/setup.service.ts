@@ -13,7 +13,7 @@ import {
   wipe,
   wrapAmkForAdmin,
 } from '@keyturn/shared/crypto';
-import type { Db } from '../../db/client';
+import { type Db, isUniqueViolation } from '../../db/client';
 import { users } from '../../db/schema';
 import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
@@ -145,7 +145,7 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
           return s ? { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: u } : u;
         });
       } catch (e) {
-        if (!(e instanceof AppError) && /unique|duplicate/i.test(String((e as Error).message))) throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
+        if (isUniqueViolation(e)) throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
         throw e;
       } finally {
         wipe(dek, kek, amkPair.privateKey);
