@@ -4,10 +4,46 @@ import { useEffect, useRef } from 'react';
 import { ErrorBlock, FormError, LoadingBlock } from '../../../components/query-state';
 import { errorMessage, fieldErrors } from '../../../lib/error-messages';
 import { charCount } from '../../../lib/format';
-import { useZodForm } from '../../../lib/use-zod-form';
+import { type ZodForm, useZodForm } from '../../../lib/use-zod-form';
 import { useCreateSecret, useSecret, useUpdateSecret } from '../api/vault.api';
 
 const NAME_MAX = 200;
+
+/** The name and value inputs shared by the add and edit forms. */
+function SecretFields({
+  form,
+  server,
+  valueRequired = false,
+}: {
+  form: ZodForm<{ name: string; value: string }, unknown>;
+  server: Record<string, string>;
+  valueRequired?: boolean;
+}) {
+  return (
+    <>
+      <TextInput
+        label="Name"
+        description={`${charCount(form.values.name)} / ${NAME_MAX}`}
+        required
+        data-autofocus
+        {...form.field('name')}
+        error={form.errors.name ?? server.name}
+      />
+      <Textarea
+        label="Value"
+        required={valueRequired}
+        autosize
+        minRows={3}
+        maxRows={12}
+        spellCheck={false}
+        autoComplete="off"
+        styles={{ input: { fontFamily: 'var(--mantine-font-family-monospace)' } }}
+        {...form.field('value')}
+        error={form.errors.value ?? server.value}
+      />
+    </>
+  );
+}
 
 export function AddSecretModal({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const create = useCreateSecret();
@@ -22,26 +58,7 @@ export function AddSecretModal({ opened, onClose }: { opened: boolean; onClose: 
     <Modal opened={opened} onClose={close} title="Add a secret" centered size="lg">
       <form noValidate onSubmit={form.onSubmit((body) => create.mutate(body, { onSuccess: close }))}>
         <Stack gap="sm">
-          <TextInput
-            label="Name"
-            description={`${charCount(form.values.name)} / ${NAME_MAX}`}
-            required
-            data-autofocus
-            {...form.field('name')}
-            error={form.errors.name ?? server.name}
-          />
-          <Textarea
-            label="Value"
-            required
-            autosize
-            minRows={3}
-            maxRows={12}
-            spellCheck={false}
-            autoComplete="off"
-            styles={{ input: { fontFamily: 'var(--mantine-font-family-monospace)' } }}
-            {...form.field('value')}
-            error={form.errors.value ?? server.value}
-          />
+          <SecretFields form={form} server={server} valueRequired />
           <Text size="xs" c="gray.7">
             The name and the value are encrypted with your key before they are stored.
           </Text>
@@ -98,25 +115,7 @@ function EditSecretForm({ meta, onClose }: { meta: SecretMeta; onClose: () => vo
   return (
     <form noValidate onSubmit={form.onSubmit((body) => (unchanged ? onClose() : update.mutate(body, { onSuccess: onClose })))}>
       <Stack gap="sm">
-        <TextInput
-          label="Name"
-          description={`${charCount(form.values.name)} / ${NAME_MAX}`}
-          required
-          data-autofocus
-          {...form.field('name')}
-          error={form.errors.name ?? server.name}
-        />
-        <Textarea
-          label="Value"
-          autosize
-          minRows={3}
-          maxRows={12}
-          spellCheck={false}
-          autoComplete="off"
-          styles={{ input: { fontFamily: 'var(--mantine-font-family-monospace)' } }}
-          {...form.field('value')}
-          error={form.errors.value ?? server.value}
-        />
+        <SecretFields form={form} server={server} />
         <FormError message={update.isError ? errorMessage(update.error) : null} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
