@@ -211,6 +211,7 @@ export function testClock(): Clock & { offsetMs: number; frozenAt: Date | null; 
       c.frozenAt
         ? sql`(${c.frozenAt.toISOString()}::timestamptz)`
         : sql`(now() + (${c.offsetMs}::bigint * interval '1 millisecond'))`,
+    params: () => ({ clockAt: c.frozenAt ? c.frozenAt.toISOString() : null, clockOffsetMs: c.offsetMs }),
     reset() {
       c.offsetMs = 0;
       c.frozenAt = null;

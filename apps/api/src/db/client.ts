@@ -50,6 +50,23 @@ export function isUniqueViolation(e: unknown): boolean {
   return false;
 }
 
+/**
+ * Statements prepared once per database handle (the pool's, never a transaction's): Drizzle
+ * builds their SQL once and node-postgres parses each once per connection (named statements).
+ * For the per-request hot paths, where building a query costs more than running it.
+ */
+export function preparedPerDb<T>(build: (db: Db) => T): (db: Db) => T {
+  const cache = new WeakMap<Db, T>();
+  return (db) => {
+    let p = cache.get(db);
+    if (p === undefined) {
+      p = build(db);
+      cache.set(db, p);
+    }
+    return p;
+  };
+}
+
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, 'migrations');
 
 export async function rowsOf<T>(db: DbOrTx, q: SQL): Promise<T[]> {

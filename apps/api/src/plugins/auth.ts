@@ -3,13 +3,19 @@ import { AppError } from '@keyturn/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestCtx } from '../lib/context';
 import type { AuditService } from '../modules/audit/audit.service';
-import type { AuthContext, AuthService } from '../modules/auth/auth.service';
+import type { AuthContext, AuthService, PrefetchedSecret } from '../modules/auth/auth.service';
 import { csrfMatches } from '../modules/auth/tokens';
 
 declare module 'fastify' {
   interface FastifyRequest {
     auth: AuthContext | null;
     authVia: 'bearer' | 'cookie' | null;
+    /** The secret a route asked to read with the session lookup (undefined: none asked). */
+    prefetchedSecret: PrefetchedSecret | undefined;
+  }
+  interface FastifyContextConfig {
+    /** Read this secret of the caller in the session lookup's statement (one round trip). */
+    prefetchSecretId?: (request: FastifyRequest) => string;
   }
 }
 
@@ -33,6 +39,7 @@ export function isSecureRequest(request: FastifyRequest, mode: AuthPluginOptions
 export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
   app.decorateRequest('auth', null);
   app.decorateRequest('authVia', null);
+  app.decorateRequest('prefetchedSecret', undefined);
 
   async function resolve(request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization;
@@ -47,8 +54,10 @@ export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
       if (token) request.authVia = 'cookie';
     }
     if (!token) throw new AppError('UNAUTHENTICATED', 'Sign in first.');
-    const a = await opts.auth.resolve(token);
-    if (!a) throw new AppError('UNAUTHENTICATED', 'Your session has ended. Sign in again.');
+    const prefetch = request.routeOptions.config.prefetchSecretId;
+    const resolved = await opts.auth.resolve(token, prefetch?.(request));
+    if (!resolved) throw new AppError('UNAUTHENTICATED', 'Your session has ended. Sign in again.');
+    const { prefetched, ...a } = resolved;
     // Cookies ride along on cross-site requests; bearer tokens do not. So only cookie callers
     // must prove same-origin intent with the per-session CSRF token on unsafe methods.
     if (request.authVia === 'cookie' && UNSAFE.has(request.method)) {
@@ -58,6 +67,7 @@ export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
       }
     }
     request.auth = a;
+    request.prefetchedSecret = prefetched;
   }
 
   app.decorate('requireUser', async (request: FastifyRequest) => {

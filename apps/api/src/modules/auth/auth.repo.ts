@@ -1,16 +1,66 @@
 import type { KeyMaterial } from '@keyturn/shared/crypto';
 import { and, eq, isNull, ne, type SQL, sql } from 'drizzle-orm';
-import type { DbOrTx } from '../../db/client';
-import { sessions, throttles, userKeys, users } from '../../db/schema';
+import { type Db, type DbOrTx, preparedPerDb } from '../../db/client';
+import { secrets, sessions, throttles, userKeys, users } from '../../db/schema';
+import { type Clock, PREPARED_NOW } from '../../lib/clock';
 
 export type UserRow = typeof users.$inferSelect;
 export type KeyRow = typeof userKeys.$inferSelect;
+
+/** The per-request session lookup and the login's reads, prepared (see preparedPerDb). */
+const statementsOf = preparedPerDb((db: Db) => {
+  const live = and(eq(sessions.id, sql.placeholder('sid')), isNull(sessions.revokedAt), sql`${sessions.expiresAt} > ${PREPARED_NOW}`, eq(users.disabled, false));
+  return {
+    liveSession: db
+      .select({ session: sessions, user: users, currentKeyVersion: userKeys.keyVersion })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
+      .where(live)
+      .prepare('auth_live_session'),
+    userByEmail: db
+      .select({ user: users, keys: userKeys })
+      .from(users)
+      .innerJoin(userKeys, eq(userKeys.userId, users.id))
+      .where(eq(users.email, sql.placeholder('email')))
+      .prepare('auth_user_by_email'),
+    throttle: db
+      .select({ blockedFor: sql<number>`ceil(greatest(0, extract(epoch from (${throttles.blockedUntil} - ${PREPARED_NOW}))))::int` })
+      .from(throttles)
+      .where(eq(throttles.key, sql.placeholder('key')))
+      .prepare('auth_throttle'),
+    /** The same, plus one of the session user's secrets (joined on the session's user: no IDOR). */
+    liveSessionWithSecret: db
+      .select({ session: sessions, user: users, currentKeyVersion: userKeys.keyVersion, secret: secrets })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
+      .leftJoin(secrets, and(eq(secrets.id, sql.placeholder('secretId')), eq(secrets.userId, sessions.userId)))
+      .where(live)
+      .prepare('auth_live_session_with_secret'),
+  };
+});
 
 export function createAuthRepo() {
   return {
     async findUserWithKeysByEmail(db: DbOrTx, email: string) {
       const [r] = await db.select({ user: users, keys: userKeys }).from(users).innerJoin(userKeys, eq(userKeys.userId, users.id)).where(eq(users.email, email));
       return r ?? null;
+    },
+
+    /** findUserWithKeysByEmail on the pool handle, prepared (the login path). */
+    async userByEmail(db: Db, email: string) {
+      const [r] = await statementsOf(db).userByEmail.execute({ email });
+      return r ?? null;
+    },
+
+    /**
+     * A throttle key's state, prepared: whether it has a row at all (failures counted, so a
+     * success must reset it) and for how many more seconds it is blocked (0: not blocked).
+     */
+    async throttleState(db: Db, key: string, clock: Clock): Promise<{ exists: boolean; blockedFor: number }> {
+      const [r] = await statementsOf(db).throttle.execute({ key, ...clock.params() });
+      return { exists: !!r, blockedFor: r?.blockedFor ?? 0 };
     },
 
     async findUserWithKeys(db: DbOrTx, userId: string, lock?: 'update' | 'share') {
@@ -28,18 +78,24 @@ export function createAuthRepo() {
       return r?.n ?? 0;
     },
 
-    async insertSession(tx: DbOrTx, s: typeof sessions.$inferInsert) {
-      await tx.insert(sessions).values(s);
+    /** Insert a session; its expiry is computed by the database clock in the same statement. */
+    async insertSession(tx: DbOrTx, s: Omit<typeof sessions.$inferInsert, 'expiresAt'>, ttlSeconds: number, now: SQL): Promise<Date> {
+      const [r] = await tx
+        .insert(sessions)
+        .values({ ...s, expiresAt: sql`${now} + ${ttlSeconds} * interval '1 second'` })
+        .returning({ expiresAt: sessions.expiresAt });
+      return r!.expiresAt;
     },
 
-    /** A live session with its user and the user's *current* key version. */
-    async findLiveSession(db: DbOrTx, sid: string, now: SQL) {
-      const [r] = await db
-        .select({ session: sessions, user: users, currentKeyVersion: userKeys.keyVersion })
-        .from(sessions)
-        .innerJoin(users, eq(users.id, sessions.userId))
-        .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
-        .where(and(eq(sessions.id, sid), isNull(sessions.revokedAt), sql`${sessions.expiresAt} > ${now}`, eq(users.disabled, false)));
+    /** A live session with its user and the user's *current* key version (prepared). */
+    async findLiveSession(db: Db, sid: string, clock: Clock) {
+      const [r] = await statementsOf(db).liveSession.execute({ sid, ...clock.params() });
+      return r ?? null;
+    },
+
+    /** findLiveSession and one secret of that session's user in one round trip (the read path). */
+    async findLiveSessionWithSecret(db: Db, sid: string, secretId: string, clock: Clock) {
+      const [r] = await statementsOf(db).liveSessionWithSecret.execute({ sid, secretId, ...clock.params() });
       return r ?? null;
     },
 

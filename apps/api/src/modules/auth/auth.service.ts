@@ -9,9 +9,8 @@ import {
   wipe,
   wrapForSession,
 } from '@keyturn/shared/crypto';
-import { sql } from 'drizzle-orm';
 import { type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
-import { users } from '../../db/schema';
+import { type secrets, users } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
@@ -51,6 +50,9 @@ export interface AuthContext {
   expiresAt: Date;
 }
 
+/** A secret read together with the session (see `resolve`'s prefetch): the row, or null if none. */
+export type PrefetchedSecret = typeof secrets.$inferSelect | null;
+
 export const toUser = (u: UserRow, k: Pick<KeyRow, 'keyVersion'>): User => ({
   id: u.id,
   email: u.email,
@@ -69,15 +71,12 @@ export function createAuthService(deps: AuthServiceDeps) {
   async function openSession(tx: DbOrTx, user: UserRow, keyVersion: number, dek: Buffer): Promise<Omit<Session, 'user'> & { sessionId: string }> {
     const sessionId = randomUUID();
     const sessionKey = randomBytes(32);
-    const [t] = await tx.execute(sql`select (${clock.now()} + ${config.SESSION_TTL_SECONDS} * interval '1 second') as exp`).then((r) => (r as unknown as { rows: { exp: string | Date }[] }).rows);
-    const expiresAt = new Date(t!.exp);
-    await repo.insertSession(tx, {
-      id: sessionId,
-      userId: user.id,
-      keyVersion,
-      wrappedDek: wrapForSession(sessionKey, dek, sessionId, user.id, keyVersion),
-      expiresAt,
-    });
+    const expiresAt = await repo.insertSession(
+      tx,
+      { id: sessionId, userId: user.id, keyVersion, wrappedDek: wrapForSession(sessionKey, dek, sessionId, user.id, keyVersion) },
+      config.SESSION_TTL_SECONDS,
+      clock.now(),
+    );
     const claims: SessionClaims = { sid: sessionId, sk: sessionKey.toString('base64url'), sub: user.id };
     wipe(sessionKey);
     return {
@@ -133,12 +132,13 @@ export function createAuthService(deps: AuthServiceDeps) {
     /** Unknown email and wrong password answer the same, after the same argon2 work. */
     async login(ctx: RequestCtx, body: LoginBody): Promise<Session> {
       const key = loginKey(body.email);
-      const blocked = await repo.throttleBlockedFor(db, key, clock.now());
+      // Two independent reads, both prepared, in parallel: one round trip before the argon2 work.
+      const [throttle, found] = await Promise.all([repo.throttleState(db, key, clock), repo.userByEmail(db, body.email)]);
+      const blocked = throttle.blockedFor;
       if (blocked > 0) {
         await audit.recordDetached(ctx, { action: 'auth.login', outcome: 'denied', target: `email:${body.email}`, details: { reason: 'throttled' } });
         throw new AppError('RATE_LIMITED', 'Too many failed sign-ins for this account. Try again later.', { retryAfterSeconds: blocked });
       }
-      const found = await repo.findUserWithKeysByEmail(db, body.email);
       const fail = async (reason: string): Promise<never> => {
         await repo.throttleFail(db, key, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS, clock.now());
         await audit.recordDetached(ctx, {
@@ -159,7 +159,8 @@ export function createAuthService(deps: AuthServiceDeps) {
       try {
         const s = await db.transaction(async (tx) => {
           const s = await openSession(tx, found.user, found.keys.keyVersion, unlocked.dek);
-          await repo.throttleReset(tx, key);
+          // A success clears the failure count; with no count there is nothing to clear.
+          if (throttle.exists) await repo.throttleReset(tx, key);
           await audit.record(tx, { ...ctx, actor: { id: found.user.id, email: found.user.email, role: found.user.role } }, {
             action: 'auth.login',
             outcome: 'success',
@@ -181,8 +182,12 @@ export function createAuthService(deps: AuthServiceDeps) {
       });
     },
 
-    /** Resolve a bearer or cookie token to a live session, or null (→ 401). */
-    async resolve(token: string): Promise<AuthContext | null> {
+    /**
+     * Resolve a bearer or cookie token to a live session, or null (→ 401). With `prefetchSecretId`,
+     * the same statement also fetches that secret of the session's user (the hot read path: one
+     * round trip instead of two); it is returned only with a live session.
+     */
+    async resolve(token: string, prefetchSecretId?: string): Promise<(AuthContext & { prefetched?: PrefetchedSecret }) | null> {
       let claims: SessionClaims;
       try {
         claims = signer.verify(token);
@@ -192,9 +197,16 @@ export function createAuthService(deps: AuthServiceDeps) {
       if (typeof claims.sid !== 'string' || typeof claims.sk !== 'string' || !/^[0-9a-f-]{36}$/i.test(claims.sid)) return null;
       const sessionKey = Buffer.from(claims.sk, 'base64url');
       if (sessionKey.length !== 32) return null;
-      const r = await repo.findLiveSession(db, claims.sid, clock.now());
+      let prefetched: PrefetchedSecret | undefined;
+      let r: Awaited<ReturnType<AuthRepo['findLiveSession']>>;
+      if (prefetchSecretId === undefined) r = await repo.findLiveSession(db, claims.sid, clock);
+      else {
+        const w = await repo.findLiveSessionWithSecret(db, claims.sid, prefetchSecretId, clock);
+        r = w;
+        prefetched = w?.secret ?? null;
+      }
       if (!r || r.user.id !== claims.sub) return null;
-      return {
+      const a: AuthContext = {
         userId: r.user.id,
         email: r.user.email,
         role: r.user.role,
@@ -205,6 +217,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         wrappedDek: r.session.wrappedDek,
         expiresAt: r.session.expiresAt,
       };
+      return prefetched === undefined ? a : { ...a, prefetched };
     },
 
     /** The session's DEK, opened with the key only the client's token carries. Caller wipes it. */

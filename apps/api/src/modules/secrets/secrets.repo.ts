@@ -1,15 +1,24 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { type DbOrTx, userKeyGate } from '../../db/client';
+import { type Db, type DbOrTx, preparedPerDb, userKeyGate } from '../../db/client';
 import { secrets, userKeys } from '../../db/schema';
 
 export type SecretRow = typeof secrets.$inferSelect;
+
+/** The read of one secret, prepared (see preparedPerDb). */
+const getSecret = preparedPerDb((db: Db) =>
+  db
+    .select()
+    .from(secrets)
+    .where(and(eq(secrets.id, sql.placeholder('id')), eq(secrets.userId, sql.placeholder('userId'))))
+    .prepare('secrets_get'),
+);
 
 export function createSecretsRepo() {
   return {
     listForUser: (db: DbOrTx, userId: string) => db.select().from(secrets).where(eq(secrets.userId, userId)).orderBy(asc(secrets.createdAt), asc(secrets.id)),
 
-    async get(db: DbOrTx, userId: string, id: string): Promise<SecretRow | null> {
-      const [r] = await db.select().from(secrets).where(and(eq(secrets.id, id), eq(secrets.userId, userId)));
+    async get(db: Db, userId: string, id: string): Promise<SecretRow | null> {
+      const [r] = await getSecret(db).execute({ id, userId });
       return r ?? null;
     },
 

@@ -33,8 +33,12 @@ export const secretsRoutes =
 
     app.get(
       '/api/secrets/:id',
-      { schema: { tags, summary: 'Reveal a secret', params: IdParamsSchema, response: { 200: SecretSchema, ...errorResponses } } },
-      async (request) => secrets.get(authOf(request), request.params.id),
+      {
+        // The params are validated before the preHandler runs, so the id is a UUID here.
+        config: { prefetchSecretId: (request) => (request.params as { id: string }).id },
+        schema: { tags, summary: 'Reveal a secret', params: IdParamsSchema, response: { 200: SecretSchema, ...errorResponses } },
+      },
+      async (request) => secrets.get(authOf(request), request.params.id, request.prefetchedSecret),
     );
 
     app.put(

@@ -65,9 +65,10 @@ export function createSecretsService({ db, repo, auth, audit, config }: SecretsS
         return rows.map((r) => meta(dek, r));
       }),
 
-    get: (a: AuthContext, id: string) =>
+    /** `prefetched`: the row the session lookup already read (see the auth plugin), if any. */
+    get: (a: AuthContext, id: string, prefetched?: SecretRow | null) =>
       withDek(a, async (dek) => {
-        const r = await repo.get(db, a.userId, id);
+        const r = prefetched !== undefined ? prefetched : await repo.get(db, a.userId, id);
         if (!r) throw notFound();
         if (r.keyVersion !== a.keyVersion) throw stale();
         return full(dek, r);
