@@ -28,6 +28,7 @@ export const EnvSchema = z.object({
   LOCK_TIMEOUT_SECONDS: seconds(600, 1),
   BACKUP_RETENTION_SECONDS: seconds(7 * 86_400, 0),
   MAINTENANCE_INTERVAL_SECONDS: seconds(300, 0),
+  AUDIT_VERIFY_INTERVAL_SECONDS: seconds(600, 0),
   TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   SECRET_VALUE_MAX_BYTES: z.coerce.number().int().min(1).max(900_000).default(65_536),
   ROTATION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(2_000),

@@ -3,6 +3,7 @@ import type { Database } from './db/client';
 import { type Clock, dbClock } from './lib/clock';
 import { createAuditRepo } from './modules/audit/audit.repo';
 import { createAuditService } from './modules/audit/audit.service';
+import { createAuditVerdicts } from './modules/audit/audit.verdicts';
 import { createAuthRepo } from './modules/auth/auth.repo';
 import { createAuthService } from './modules/auth/auth.service';
 import type { TokenSigner } from './modules/auth/tokens';
@@ -50,7 +51,8 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     metrics,
     hooks: rotationHooks ?? {},
   });
-  const maintenance = createMaintenanceService({ db, database, rotationRepo, audit, clock, config, metrics, rotation });
+  const auditVerdicts = createAuditVerdicts({ db, audit, clock, metrics, instanceId: config.instanceId });
+  const maintenance = createMaintenanceService({ db, database, rotationRepo, audit, auditVerdicts, clock, config, metrics, rotation });
   return {
     db,
     database,
@@ -58,6 +60,7 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     clock,
     metrics,
     audit,
+    auditVerdicts,
     auth,
     setup,
     secrets,

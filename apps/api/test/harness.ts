@@ -159,6 +159,7 @@ export async function createTestApp(opts: CreateTestAppOptions = {}): Promise<Te
       JWT_SECRET: randomBytes(32).toString('base64url'),
       LOG_LEVEL: 'debug',
       MAINTENANCE_INTERVAL_SECONDS: '0',
+      AUDIT_VERIFY_INTERVAL_SECONDS: '0',
       // No SPA in API tests: unknown routes answer with the JSON error body.
       WEB_DIST_DIR: path.join(dataDir, 'no-web-build'),
       // Every request comes from 127.0.0.1; tests that exercise the limiter set these low.

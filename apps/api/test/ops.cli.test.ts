@@ -205,7 +205,9 @@ describeBoth('ops: CLI', (backend) => {
     expect(s.overdueExpiries).toBe(1);
     expect(s.oldestPendingAgeSeconds).toBeGreaterThanOrEqual(8 * 86_400);
     expect(s.lastCleanup).toBeNull();
-    expect(s.audit.ok).toBe(true);
+    // no full verify has run: status says so (it never walks the chain itself)
+    expect(s.audit).toMatchObject({ ok: false, verdict: 'never_verified', verifiedAt: null, checked: 0 });
+    expect(s.audit.appendedSince).toBeGreaterThan(10);
   }, SLOW);
 
   it('maintenance cleanup --json and recover --json parse, and do the work', async () => {
@@ -237,5 +239,15 @@ describeBoth('ops: CLI', (backend) => {
     const wrongHash = cp.hash.replace(/^./, (ch) => (ch === '0' ? '1' : '0'));
     const wrong = ok(await cli(['audit', 'verify', '--json', '--checkpoint-seq', String(cp.seq), '--checkpoint-hash', wrongHash]), 1);
     expect(parsed<AuditVerify>(wrong)).toMatchObject({ ok: false, firstBadSeq: cp.seq, checkpoint: { seq: cp.seq, hash: wrongHash, matches: false } });
+  }, SLOW);
+
+  it('status reports the last verify\'s verdict: the failed checkpoint verify (exit 1) until a plain verify passes (exit 0)', async () => {
+    const broken = parsed<SystemStatus>(ok(await cli(['status', '--json']), 1));
+    expect(broken.audit).toMatchObject({ ok: false, verdict: 'broken', problem: expect.stringMatching(/checkpoint/), verifiedHead: null });
+    expect(broken.audit.verifiedAt).toEqual(expect.any(String));
+
+    ok(await cli(['audit', 'verify']));
+    const human = ok(await cli(['status']));
+    expect(human.stdout).toMatch(/^audit chain\s+ok: \d+ events verified at \S+, 0 appended since$/m);
   }, SLOW);
 });

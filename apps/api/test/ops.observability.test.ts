@@ -257,7 +257,11 @@ describeBoth('ops: health, metrics and logs', (backend) => {
   });
 
   it('/metrics parses as Prometheus text and carries the HTTP, rotation, KDF, token, audit and maintenance series', async () => {
-    // status refreshes the token gauge and the audit verdict; cleanup and recover count runs
+    // no full verify yet: the audit gauge is absent (unknown), neither 1 nor 0
+    expect(value((await scrape(t.app)).e, 'keyturn_audit_chain_ok')).toBeUndefined();
+    // a verify records its verdict (a maintenance run of its own kind); status refreshes the token
+    // gauge and reports that verdict; cleanup and recover count runs
+    expect((await api(t.app, admin).get('/admin/api/audit/verify')).statusCode).toBe(200);
     expect((await api(t.app, admin).get('/admin/api/rotation_status')).statusCode).toBe(200);
     expect((await api(t.app, admin).post('/admin/api/maintenance/cleanup')).statusCode).toBe(200);
     expect((await api(t.app, admin).post('/admin/api/maintenance/recover')).statusCode).toBe(200);
@@ -286,6 +290,7 @@ describeBoth('ops: health, metrics and logs', (backend) => {
     expect(value(e, 'keyturn_audit_chain_ok')).toBe(1);
     expect(value(e, 'keyturn_maintenance_runs_total', { kind: 'cleanup' })).toBe(1);
     expect(value(e, 'keyturn_maintenance_runs_total', { kind: 'recover' })).toBe(1);
+    expect(value(e, 'keyturn_maintenance_runs_total', { kind: 'audit_verify' })).toBe(1);
 
     // one more sign-in is exactly one more derivation
     await login(t.app, admin.email, c.adminPassword);

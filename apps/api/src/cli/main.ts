@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { AppError, EmailSchema, NewPasswordSchema } from '@keyturn/shared';
+import { AppError, EmailSchema, NewPasswordSchema, type SystemStatus } from '@keyturn/shared';
 import { ConfigError, loadConfig } from '../config';
 import { createContainer } from '../container';
 import { openDatabase, runMigrations } from '../db/client';
@@ -15,9 +15,10 @@ const USAGE = `Keyturn CLI — usage: pnpm cli <command> [options]
                           without echo, or one per line from stdin when piped.
   maintenance cleanup     expire overdue tokens, purge old backups and ended sessions
   maintenance recover     settle interrupted rotations (stale in_progress locks)
-  status                  rotation system health
+  status                  rotation system health, and the last audit verify's verdict
   audit verify [--checkpoint-seq N --checkpoint-hash H]
-                          recompute the audit hash chain (and compare with a checkpoint)
+                          recompute the audit hash chain (and compare with a checkpoint);
+                          the verdict is recorded for status
   audit checkpoint        print the chain head (seq + hash) to keep off-box
 
   --json                  machine-readable output
@@ -31,6 +32,14 @@ const print = (o: Out, human: string, data: unknown) => process.stdout.write(o.j
 function table(rows: [string, string | number | null][]): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v ?? '—'}`).join('\n');
+}
+
+/** The last full verify's verdict, as one line of the status table. */
+function auditLine(a: SystemStatus['audit']): string {
+  if (a.verdict === 'never_verified') return `never verified (${a.appendedSince} events) — run: pnpm cli audit verify`;
+  const since = `${a.appendedSince} appended since`;
+  if (a.verdict === 'ok') return `ok: ${a.checked} events verified at ${a.verifiedAt}, ${since}`;
+  return `BROKEN at #${a.firstBadSeq ?? '?'}: ${a.problem ?? 'unknown problem'} (verify at ${a.verifiedAt}; ${since})`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -123,10 +132,11 @@ async function main(argv: string[]): Promise<number> {
         ['overdue expiries', s.overdueExpiries],
         ['last cleanup', s.lastCleanup?.at ?? null],
         ['last recover', s.lastRecover?.at ?? null],
-        ['audit chain', s.audit.ok ? `ok (${s.audit.checked} events)` : `BROKEN at #${s.audit.firstBadSeq}`],
+        ['audit chain', auditLine(s.audit)],
       ];
       print(out, table(rows), s);
-      return s.audit.ok && s.staleLocks === 0 ? 0 : 1;
+      // Never verified is not a failure (nothing was found wrong); a broken verdict is.
+      return s.audit.verdict !== 'broken' && s.staleLocks === 0 ? 0 : 1;
     }
 
     if (cmd === 'audit' && sub === 'verify') {
@@ -139,7 +149,8 @@ async function main(argv: string[]): Promise<number> {
       const total = await c.audit.count();
       const bar = progress('verifying');
       bar.update(0, total);
-      const v = await c.audit.verify(seq && hash ? { seq: Number(seq), hash } : undefined);
+      const checkpoint = seq && hash ? { seq: Number(seq), hash } : undefined;
+      const v = await c.auditVerdicts.verifyAndRecord({ checkpoint, source: 'cli', instance: `cli:${config.instanceId}` });
       bar.update(total, total);
       bar.done();
       print(out, v.ok ? `audit chain ok: ${v.checked} events, head #${v.head?.seq ?? 0}` : `audit chain BROKEN at event #${v.firstBadSeq}: ${v.problem}`, v);
@@ -147,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     if (cmd === 'audit' && sub === 'checkpoint') {
-      const v = await c.audit.verify();
+      const v = await c.auditVerdicts.verifyAndRecord({ source: 'cli', instance: `cli:${config.instanceId}` });
       if (!v.ok) {
         print(out, `refusing to checkpoint a broken chain (event #${v.firstBadSeq}: ${v.problem})`, v);
         return 1;

@@ -371,6 +371,7 @@ export async function spawnServer(name: string, env: Record<string, string>): Pr
       RATE_LIMIT_PER_MINUTE: '1000000',
       AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
       MAINTENANCE_INTERVAL_SECONDS: '0',
+      AUDIT_VERIFY_INTERVAL_SECONDS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,6 +10,30 @@ export const MaintenanceRunSchema = z.object({
 });
 export type MaintenanceRun = z.infer<typeof MaintenanceRunSchema>;
 
+/**
+ * The audit chain as of the last full verify (any instance, the scheduler, the CLI or an admin):
+ * status never walks the chain itself. `ok`, `checked` and `firstBadSeq` keep their meaning from
+ * before (ok is false when no verify has run yet: unknown is not intact).
+ */
+export const AuditVerdictSchema = z.enum(['ok', 'broken', 'never_verified']);
+export type AuditVerdict = z.infer<typeof AuditVerdictSchema>;
+
+export const AuditStatusSchema = z.object({
+  ok: z.boolean(),
+  checked: z.number().int(),
+  firstBadSeq: z.number().int().nullable(),
+  verdict: AuditVerdictSchema,
+  /** What the last verify found wrong (null when ok or never verified). */
+  problem: z.string().nullable(),
+  /** When the last verify finished, database time (null: never verified). */
+  verifiedAt: IsoDate.nullable(),
+  /** The head the last passing verify reached (null when broken, never verified, or the log was empty). */
+  verifiedHead: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
+  /** Events appended after what the last verify covered (every event when never verified). */
+  appendedSince: z.number().int(),
+});
+export type AuditStatus = z.infer<typeof AuditStatusSchema>;
+
 export const SystemStatusSchema = z.object({
   at: IsoDate,
   counts: z.record(z.string(), z.number().int()),
@@ -19,7 +43,7 @@ export const SystemStatusSchema = z.object({
   overdueExpiries: z.number().int(),
   lastCleanup: MaintenanceRunSchema.nullable(),
   lastRecover: MaintenanceRunSchema.nullable(),
-  audit: z.object({ ok: z.boolean(), checked: z.number().int(), firstBadSeq: z.number().int().nullable() }),
+  audit: AuditStatusSchema,
   rotationsByDay: z.array(z.object({ day: z.string(), completed: z.number().int(), failed: z.number().int() })),
 });
 export type SystemStatus = z.infer<typeof SystemStatusSchema>;

@@ -2,6 +2,7 @@ import { AuditListSchema, AuditQuerySchema, AuditVerifyQuerySchema, AuditVerifyS
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { errorResponses } from '../../plugins/openapi';
 import type { AuditService } from './audit.service';
+import type { AuditVerdicts } from './audit.verdicts';
 
 const toApi = (r: Awaited<ReturnType<AuditService['list']>>['items'][number]) => ({
   seq: r.seq,
@@ -19,7 +20,7 @@ const toApi = (r: Awaited<ReturnType<AuditService['list']>>['items'][number]) =>
 });
 
 export const auditRoutes =
-  (audit: AuditService): FastifyPluginAsyncZod =>
+  (audit: AuditService, verdicts: AuditVerdicts): FastifyPluginAsyncZod =>
   async (app) => {
     app.addHook('preHandler', app.requireAdmin);
     const tags = ['admin: audit'];
@@ -39,13 +40,15 @@ export const auditRoutes =
         schema: {
           tags,
           summary: 'Recompute the hash chain; with a checkpoint (seq + hash) also detect truncation or a rewritten history',
+          description: 'A full walk of the chain. Its verdict is recorded: /admin/api/rotation_status reports the last one instead of walking the chain.',
           querystring: AuditVerifyQuerySchema,
           response: { 200: AuditVerifySchema, ...errorResponses },
         },
       },
       async (request) => {
         const { checkpointSeq, checkpointHash } = request.query;
-        return audit.verify(checkpointSeq && checkpointHash ? { seq: checkpointSeq, hash: checkpointHash } : undefined);
+        const checkpoint = checkpointSeq && checkpointHash ? { seq: checkpointSeq, hash: checkpointHash } : undefined;
+        return verdicts.verifyAndRecord({ checkpoint, source: 'request' });
       },
     );
 

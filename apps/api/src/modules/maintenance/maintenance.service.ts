@@ -6,6 +6,7 @@ import { maintenanceRuns, rotationBackups, rotationTokens, sessions, throttles, 
 import type { Clock } from '../../lib/clock';
 import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
+import type { AuditVerdicts } from '../audit/audit.verdicts';
 import type { Metrics } from '../health/metrics';
 import type { RotationRepo } from '../rotation/rotation.repo';
 import type { RotationService } from '../rotation/rotation.service';
@@ -15,6 +16,8 @@ export interface MaintenanceDeps {
   database: Database;
   rotationRepo: RotationRepo;
   audit: AuditService;
+  /** The last full verify's verdict (status reads it; the scheduler records new ones). */
+  auditVerdicts: AuditVerdicts;
   clock: Clock;
   metrics: Metrics;
   rotation: RotationService;
@@ -24,6 +27,7 @@ export interface MaintenanceDeps {
     LOCK_TIMEOUT_SECONDS: number;
     BACKUP_RETENTION_SECONDS: number;
     MAINTENANCE_INTERVAL_SECONDS: number;
+    AUDIT_VERIFY_INTERVAL_SECONDS: number;
   };
 }
 
@@ -32,7 +36,7 @@ const MAINTENANCE_LOCK = 727_274_003;
 const ENDED = ['rejected', 'cancelled', 'expired', 'revoked', 'failed', 'finalized', 'rolled_back', 'superseded'];
 
 export function createMaintenanceService(deps: MaintenanceDeps) {
-  const { db, clock, config, audit } = deps;
+  const { db, clock, config, audit, auditVerdicts } = deps;
   const secs = (n: number) => sql`${n} * interval '1 second'`;
 
   async function acquire(tx: DbOrTx, wait: boolean): Promise<boolean> {
@@ -163,8 +167,8 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
             from generate_series(date_trunc('day', ${now}) - interval '13 days', date_trunc('day', ${now}), interval '1 day') as d
             order by d`,
       );
-      const v = await audit.verify();
-      deps.metrics.auditChainOk.set({}, v.ok ? 1 : 0);
+      // The last full verify's verdict: status never walks the chain (O(events)) itself.
+      const auditStatus = await auditVerdicts.status();
       // Every state, so one that emptied reads 0 instead of keeping its last count.
       for (const s of new Set([...RotationStatusSchema.options, ...Object.keys(counts)])) deps.metrics.tokensByState.set({ state: s }, counts[s] ?? 0);
       return {
@@ -176,41 +180,70 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
         overdueExpiries: agg?.overdue ?? 0,
         lastCleanup: await last('cleanup'),
         lastRecover: await last('recover'),
-        audit: { ok: v.ok, checked: v.checked, firstBadSeq: v.firstBadSeq },
+        audit: auditStatus,
         rotationsByDay: byDay,
       };
     },
 
-    /** In-process scheduler: cleanup then recover every interval; skips if another instance is at it. */
+    /**
+     * In-process scheduler: cleanup then recover every MAINTENANCE_INTERVAL_SECONDS (skipped if
+     * another instance is at it), and a full audit verify whenever no instance has recorded one for
+     * AUDIT_VERIFY_INTERVAL_SECONDS (checked every minute at most). 0 disables either.
+     */
     startScheduler(log: FastifyBaseLogger): () => Promise<void> {
-      if (config.MAINTENANCE_INTERVAL_SECONDS <= 0) return async () => {};
-      let current: Promise<void> | null = null;
-      const tick = async () => {
-        try {
-          const ctx = systemCtx(`scheduler-${Date.now()}`, config.instanceId);
-          const c = await service.cleanup(ctx, { wait: false });
-          const r = await service.recover(ctx, { wait: false });
-          if (c || r) log.info({ cleanup: c?.changes, recover: r?.changes }, 'maintenance run');
-        } catch (err) {
-          log.error({ err }, 'maintenance run failed');
-        }
+      const timers: NodeJS.Timeout[] = [];
+      const inFlight: { maintenance: Promise<void> | null; verify: Promise<void> | null } = { maintenance: null, verify: null };
+      const every = (slot: keyof typeof inFlight, seconds: number, fn: () => Promise<void>) => {
+        const timer = setInterval(() => {
+          if (inFlight[slot]) return;
+          inFlight[slot] = fn().finally(() => {
+            inFlight[slot] = null;
+          });
+        }, seconds * 1000);
+        timer.unref();
+        timers.push(timer);
       };
-      const timer = setInterval(() => {
-        if (current) return;
-        current = tick().finally(() => {
-          current = null;
+
+      if (config.MAINTENANCE_INTERVAL_SECONDS > 0) {
+        every('maintenance', config.MAINTENANCE_INTERVAL_SECONDS, async () => {
+          try {
+            const ctx = systemCtx(`scheduler-${Date.now()}`, config.instanceId);
+            const c = await service.cleanup(ctx, { wait: false });
+            const r = await service.recover(ctx, { wait: false });
+            if (c || r) log.info({ cleanup: c?.changes, recover: r?.changes }, 'maintenance run');
+          } catch (err) {
+            log.error({ err }, 'maintenance run failed');
+          }
         });
-      }, config.MAINTENANCE_INTERVAL_SECONDS * 1000);
-      timer.unref();
-      // Stopping waits for a run in flight, so shutdown never closes the database under it.
+      }
+
+      const verifyEvery = config.AUDIT_VERIFY_INTERVAL_SECONDS;
+      if (verifyEvery > 0) {
+        // Look often enough that the verdict is at most about one interval old, whichever
+        // instance recorded the last one; the look itself is one index probe.
+        const look = Math.max(1, Math.min(60, Math.floor(verifyEvery / 4)));
+        every('verify', look, async () => {
+          try {
+            if (!(await auditVerdicts.due(verifyEvery - look / 2))) return;
+            const v = await auditVerdicts.verifyAndRecord({ source: 'scheduler' });
+            if (v.ok) log.info({ checked: v.checked, head: v.head?.seq ?? 0 }, 'audit chain verified');
+            else log.error({ firstBadSeq: v.firstBadSeq, problem: v.problem, checked: v.checked }, 'audit chain verify FAILED: the chain is broken');
+          } catch (err) {
+            log.error({ err }, 'audit chain verify failed to run');
+          }
+        });
+      }
+
+      // Stopping waits for runs in flight, so shutdown never closes the database under them.
       return async () => {
-        clearInterval(timer);
-        await current;
+        for (const t of timers) clearInterval(t);
+        await Promise.all([inFlight.maintenance, inFlight.verify]);
       };
     },
 
-    /** Cheap gauges for a /metrics scrape: tokens per state (no chain walk). */
+    /** Cheap gauges for a /metrics scrape: tokens per state, the last verify's verdict (no chain walk). */
     async refreshGauges(): Promise<void> {
+      await auditVerdicts.refreshGauge();
       const counts = new Map<string, number>();
       for (const r of await db.select({ s: rotationTokens.status, n: sql<number>`count(*)::int` }).from(rotationTokens).groupBy(rotationTokens.status)) counts.set(r.s, r.n);
       for (const s of RotationStatusSchema.options) deps.metrics.tokensByState.set({ state: s }, counts.get(s) ?? 0);

@@ -6,8 +6,8 @@ import { PageHeader } from '../../../components/page-header';
 import { ErrorBlock, FormError, LoadingBlock } from '../../../components/query-state';
 import { STATUS_LABEL } from '../../../components/rotation-status';
 import { errorMessage } from '../../../lib/error-messages';
-import { formatAge, formatDateTime, formatDuration } from '../../../lib/format';
-import { useMaintenance, useSystemStatus } from '../api/admin-health.api';
+import { formatAge, formatDateTime, formatDuration, plural } from '../../../lib/format';
+import { useMaintenance, useSystemStatus, useVerifyAudit } from '../api/admin-health.api';
 import { RotationsChart } from './rotations-chart';
 
 export function AdminHealthPage() {
@@ -97,22 +97,57 @@ function Tile({ label, value, hint, warn, bad }: { label: string; value: string;
   );
 }
 
+/**
+ * The verdict of the last full verify (recorded by the scheduler, the CLI or a verify here): the
+ * status never walks the chain itself, so it says when that verify ran and what came after it.
+ */
 function AuditVerdict({ audit }: { audit: SystemStatus['audit'] }) {
-  return audit.ok ? (
-    <Alert color="teal" variant="light" title="Audit chain intact" role="status" data-testid="audit-verdict">
-      <Text size="sm">
-        All {audit.checked} audit events verified: none were altered or removed.{' '}
+  const verify = useVerifyAudit();
+  const when = audit.verifiedAt ? `${formatDateTime(audit.verifiedAt)} (${formatAge(audit.verifiedAt)})` : null;
+  const since = `${plural(audit.appendedSince, 'event')} appended since`;
+  const footer = (
+    <>
+      <Group gap="sm" mt="xs">
+        <Button size="xs" variant="default" onClick={() => verify.mutate()} loading={verify.isPending}>
+          Verify now
+        </Button>
         <Anchor component={Link} to="/admin/audit" c="indigo.9" size="sm">
           Open the audit log
         </Anchor>
+      </Group>
+      <FormError message={verify.isError ? errorMessage(verify.error) : null} />
+    </>
+  );
+  if (audit.verdict === 'ok') {
+    return (
+      <Alert color="teal" variant="light" title="Audit chain intact" role="status" data-testid="audit-verdict">
+        <Text size="sm" data-testid="audit-verified">
+          Verified {plural(audit.checked, 'event')} at {when}: none were altered or removed. {since}
+          {audit.appendedSince > 0 ? ', checked by the next verify' : ''}.
+        </Text>
+        {footer}
+      </Alert>
+    );
+  }
+  if (audit.verdict === 'broken') {
+    return (
+      <Alert color="red" variant="light" title="Audit chain broken" role="alert" data-testid="audit-verdict">
+        <Text size="sm" data-testid="audit-verified">
+          The verify at {when} found event #{audit.firstBadSeq ?? '?'}
+          {audit.problem ? `: ${audit.problem}` : ''} ({plural(audit.checked, 'event')} checked). Someone changed or removed
+          audit history. Investigate before trusting the log; this stays until a verify passes.
+        </Text>
+        {footer}
+      </Alert>
+    );
+  }
+  return (
+    <Alert color="orange" variant="light" title="Audit chain not verified yet" role="status" data-testid="audit-verdict">
+      <Text size="sm" data-testid="audit-verified">
+        No full verify has run yet, so {plural(audit.appendedSince, 'event')} {audit.appendedSince === 1 ? 'is' : 'are'} unverified. One
+        runs on a schedule, or verify now.
       </Text>
-    </Alert>
-  ) : (
-    <Alert color="red" variant="light" title="Audit chain broken" role="alert" data-testid="audit-verdict">
-      <Text size="sm">
-        Checked {audit.checked} events; the chain breaks at event #{audit.firstBadSeq ?? '?'}. Someone changed or removed audit history.
-        Investigate before trusting the log.
-      </Text>
+      {footer}
     </Alert>
   );
 }
