@@ -319,7 +319,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
 
 function startApi(backend: Backend): Promise<Child> {
   return freePort().then((port) =>
-    startChild({ cwd: API_DIR, script: 'src/server.ts', env: childEnv(backend, port), port, readyPath: '/readyz' }),
+    startChild({ cwd: API_DIR, script: 'src/server.ts', env: childEnv(backend, port), port, readyPath: '/readyz', nodeArgs: profileArgs() }),
   );
 }
 
@@ -328,6 +328,9 @@ function startCeiling(backend: Backend): Promise<Child> {
     startChild({ cwd: API_DIR, script: 'bench/ceiling-server.ts', env: childEnv(backend, port), port, readyPath: '/ready' }),
   );
 }
+
+/** BENCH_PROFILE_DIR=dir: the API processes write V8 CPU profiles there (for finding hot spots). */
+const profileArgs = () => (process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []);
 
 function childEnv(backend: Backend, port: number): Record<string, string> {
   const env: Record<string, string> = {};

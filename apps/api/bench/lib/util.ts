@@ -84,8 +84,8 @@ export interface Child {
  * Start `node --import tsx <script>` as its own process (its own event loop and heap), wait until
  * `readyPath` answers 200, and stop it by its PID (SIGTERM, then SIGKILL after a grace period).
  */
-export async function startChild(opts: { cwd: string; script: string; env: Record<string, string>; port: number; readyPath: string; timeoutMs?: number }): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', opts.script], {
+export async function startChild(opts: { cwd: string; script: string; env: Record<string, string>; port: number; readyPath: string; timeoutMs?: number; nodeArgs?: string[] }): Promise<Child> {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', opts.script], {
     cwd: opts.cwd,
     env: opts.env,
     stdio: ['ignore', 'pipe', 'pipe'],
