@@ -201,6 +201,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       if (!lastCase) {
         if (!parent) parent = await backend.open();
         await parent.withConn(async (c) => {
+          await c.exec('delete from rotation_backup_chunks where user_id = $1', [user.id]);
           await c.exec('delete from rotation_backups where user_id = $1', [user.id]);
           await c.exec('delete from secrets where user_id = $1', [user.id]);
         });
@@ -371,7 +372,7 @@ async function rotateViaApi(http: HttpCall, admin: BenchUser, user: BenchUser, e
 }
 
 async function vacuum(parent: Parent, full = false): Promise<void> {
-  await parent.withConn((c) => c.exec(full ? 'vacuum analyze secrets, rotation_backups' : 'vacuum secrets'));
+  await parent.withConn((c) => c.exec(full ? 'vacuum analyze secrets, rotation_backups, rotation_backup_chunks' : 'vacuum secrets'));
 }
 
 function medianStages(list: Record<string, number>[]): Record<string, number> {

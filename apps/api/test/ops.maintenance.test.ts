@@ -68,8 +68,16 @@ const countsOf = async (db: Parameters<typeof queryRows>[0]): Promise<Record<str
   return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
 };
 
+/** Per token, what its backup holds: key-row snapshots (rotation_backups) + secrets (packed in rotation_backup_chunks). */
 const backupsPerToken = async (db: Parameters<typeof queryRows>[0]): Promise<Record<string, number>> => {
-  const rows = await queryRows<{ token_id: string; n: number }>(db, 'select token_id, count(*)::int as n from rotation_backups group by token_id');
+  const rows = await queryRows<{ token_id: string; n: number }>(
+    db,
+    `select token_id, sum(n)::int as n from (
+       select token_id, count(*)::int as n from rotation_backups group by token_id
+       union all
+       select token_id, sum(row_count)::int from rotation_backup_chunks group by token_id) x
+     group by token_id`,
+  );
   return Object.fromEntries(rows.map((r) => [r.token_id, Number(r.n)]));
 };
 
@@ -197,20 +205,26 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     });
     const b = await backupsPerToken(t.database);
     // one key-row backup + one per secret (2)
-    for (const id of [tok.staleCommitted, superseded, tok.completed, tok.finalizedOld, tok.finalizedNew]) expect(b[id]).toBe(3);
+    const rotated = [tok.staleCommitted, superseded, tok.completed, tok.finalizedOld, tok.finalizedNew];
+    for (const id of rotated) expect(b[id]).toBe(3);
     expect(Object.keys(b)).toHaveLength(5);
+    // stored as: the key-row snapshot in rotation_backups, the two secrets packed in one chunk
+    expect(await countRows(t.database, 'rotation_backups', 'secret_id is not null')).toBe(0);
+    const chunks = await queryRows<{ token_id: string; chunk: number; row_count: number }>(t.database, 'select token_id, chunk, row_count from rotation_backup_chunks');
+    expect(chunks.map((c) => [c.token_id, c.chunk, c.row_count]).sort()).toEqual(rotated.map((id) => [id, 0, 2]).sort());
   });
 
-  it('with MAINTENANCE_INTERVAL_SECONDS=0 (this app) the scheduler runs nothing', async () => {
+  it('with MAINTENANCE_INTERVAL_SECONDS=0 and AUDIT_VERIFY_INTERVAL_SECONDS=0 (this app) the scheduler runs nothing', async () => {
     expect(t.config.MAINTENANCE_INTERVAL_SECONDS).toBe(0);
+    expect(t.config.AUDIT_VERIFY_INTERVAL_SECONDS).toBe(0);
     const stop = service().startScheduler(t.app.log);
     await new Promise((r) => setTimeout(r, 1_200));
-    stop();
+    await stop();
     expect(await countRows(t.database, 'maintenance_runs')).toBe(0);
     expect((await tokenRow(t.database, tok.pendingOverdue))?.status).toBe('pending');
   });
 
-  it('status reports counts, oldest pending age, awaiting finalization, stale locks, overdue expiries, no runs yet', async () => {
+  it('status reports counts, oldest pending age, awaiting finalization, stale locks, overdue expiries, no runs yet, never verified', async () => {
     const s = await service().status();
     expect(SystemStatusSchema.parse(s)).toEqual(s);
     expect(s.counts).toEqual(await countsOf(t.database));
@@ -222,7 +236,17 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect(s.overdueExpiries).toBe(2);
     expect(s.lastCleanup).toBeNull();
     expect(s.lastRecover).toBeNull();
-    expect(s.audit).toEqual({ ok: true, checked: await countRows(t.database, 'audit_events'), firstBadSeq: null });
+    // No full verify ran yet: status says so instead of walking the chain (ops.audit-verdict.test.ts).
+    expect(s.audit).toEqual({
+      ok: false,
+      checked: 0,
+      firstBadSeq: null,
+      verdict: 'never_verified',
+      problem: null,
+      verifiedAt: null,
+      verifiedHead: null,
+      appendedSince: await countRows(t.database, 'audit_events'),
+    });
     expect(s.rotationsByDay).toHaveLength(14);
     expect(s.rotationsByDay.reduce((n, d) => n + d.failed, 0)).toBe(0);
   });
@@ -278,7 +302,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect(cleanup1.kind).toBe('cleanup');
     expect(cleanup1.changes).toEqual({
       tokensExpired: 2,
-      backupsPurged: 6,
+      backupsPurged: 6, // two rotations × (key-row snapshot + two secrets in a chunk)
       sessionsPurged: endedSessions.length,
       throttlesPurged: 1,
     });
@@ -327,12 +351,14 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
   it('a second cleanup reports 0 changes and changes nothing but its own record', async () => {
     const state = await dump(t.database, 'select * from rotation_tokens order by id');
     const backups = await dump(t.database, 'select id from rotation_backups order by id');
+    const chunks = await dump(t.database, 'select token_id, chunk, row_count, md5(data) from rotation_backup_chunks order by token_id, chunk');
     const sessions = await dump(t.database, 'select id from sessions order by id');
     const head = await auditHead(t.database);
     const run = (await service().cleanup(ctx()))!;
     expect(run.changes).toEqual({ tokensExpired: 0, backupsPurged: 0, sessionsPurged: 0, throttlesPurged: 0 });
     expect(await dump(t.database, 'select * from rotation_tokens order by id')).toBe(state);
     expect(await dump(t.database, 'select id from rotation_backups order by id')).toBe(backups);
+    expect(await dump(t.database, 'select token_id, chunk, row_count, md5(data) from rotation_backup_chunks order by token_id, chunk')).toBe(chunks);
     expect(await dump(t.database, 'select id from sessions order by id')).toBe(sessions);
     const events = await auditSince(t.database, head);
     expect(events.map((e) => [e.action, e.role, e.details])).toEqual([['maintenance.cleanup', 'system', run.changes]]);
@@ -401,7 +427,10 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect((await auditSince(t.database, head)).map((e) => e.action)).toEqual(['maintenance.recover', 'maintenance.cleanup']);
   });
 
-  it('status after the runs: the new counts, no stale locks or overdue expiries, the last runs and a sound chain', async () => {
+  it('status after the runs and a verify: the new counts, no stale locks or overdue expiries, the last runs and a sound chain', async () => {
+    const verify = await api(t.app, admin).get('/admin/api/audit/verify');
+    expect(verify.statusCode, verify.body).toBe(200);
+    const verified = json<{ ok: boolean; checked: number; head: { seq: number; hash: string } }>(verify);
     const res = await api(t.app, admin).get('/admin/api/rotation_status');
     expect(res.statusCode, res.body).toBe(200);
     const s = SystemStatusSchema.parse(json(res));
@@ -424,10 +453,20 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect(s.overdueExpiries).toBe(0);
     expect(s.lastCleanup).toEqual(cleanup2);
     expect(s.lastRecover).toEqual(recover2);
-    expect(s.audit).toEqual({ ok: true, checked: await countRows(t.database, 'audit_events'), firstBadSeq: null });
+    expect(s.audit).toEqual({
+      ok: true,
+      checked: await countRows(t.database, 'audit_events'),
+      firstBadSeq: null,
+      verdict: 'ok',
+      problem: null,
+      verifiedAt: expect.any(String),
+      verifiedHead: verified.head,
+      appendedSince: 0,
+    });
+    expect(verified).toMatchObject({ ok: true, checked: s.audit.checked });
     const today = s.rotationsByDay.at(-1)!;
     expect(today.failed).toBe(1); // the interrupted one, settled today
-    expect(await countRows(t.database, 'maintenance_runs')).toBe(5); // cleanup ×3, recover ×2
+    expect(await countRows(t.database, 'maintenance_runs')).toBe(6); // cleanup ×3, recover ×2, audit_verify ×1
   });
 
   it('expiry and lock age follow the database clock (moved through the injected clock), not the host', async () => {

@@ -334,8 +334,10 @@ describeBoth('rotation edge cases', (backend) => {
     expect(Object.keys(second.changes).sort()).toEqual(Object.keys(first.changes).sort());
     // Never deletes audit records (it adds its own).
     expect(await countRows(t.database, 'audit_events')).toBeGreaterThan(auditCount);
+    // Status reports the last full verify's verdict (it never walks the chain itself).
+    expect((await api(t.app, admin).get('/admin/api/audit/verify')).statusCode).toBe(200);
     const status = json<SystemStatus>(await api(t.app, admin).get('/admin/api/rotation_status'));
-    expect(status).toMatchObject({ overdueExpiries: 0, staleLocks: 0, audit: { ok: true } });
+    expect(status).toMatchObject({ overdueExpiries: 0, staleLocks: 0, audit: { ok: true, verdict: 'ok', appendedSince: 0 } });
     expect(status.lastCleanup?.changes).toEqual(second.changes);
   });
 
@@ -367,6 +369,7 @@ describeBoth('rotation edge cases', (backend) => {
       expect(await tokenRow(t.database, tok.id)).toMatchObject({ status: 'failed', failure_reason: 'INTERRUPTED' });
       expect(await keyVersion(t.database, u.id)).toBe(1);
       expect(await countRows(t.database, 'rotation_backups', `token_id = '${tok.id}'`)).toBe(0);
+      expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${tok.id}'`)).toBe(0);
       expect((await loginAndReadVault(t.app, u)).vault).toEqual(vault);
       expect((await auditFor(t.database, `rotation:${tok.id}`)).filter((e) => e.action === 'rotation.recovered')).toHaveLength(1);
       // The user can ask again.

@@ -84,6 +84,7 @@ describeBoth('rotation faults', (backend) => {
     // Byte-identical secrets, key row and AMK shares; no backup left behind; sessions not revoked.
     expect(await snapshot(v.user.id)).toEqual(before);
     expect(await countRows(t.database, 'rotation_backups', `token_id = '${v.tokenId}'`)).toBe(0);
+    expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${v.tokenId}'`)).toBe(0);
     expect(await keyVersion(t.database, v.user.id)).toBe(1);
     expect(await tokenRow(t.database, v.tokenId)).toMatchObject({ status: 'failed', failure_reason: 'INTERNAL_ERROR', temp_hash: null });
 
@@ -137,6 +138,7 @@ describeBoth('rotation faults', (backend) => {
     // Detected before the claim: no stage of the rotation ran, no backup was taken.
     expect(faults.seen.filter((s) => s.tokenId === v.tokenId)).toEqual([]);
     expect(await countRows(t.database, 'rotation_backups', `token_id = '${v.tokenId}'`)).toBe(0);
+    expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${v.tokenId}'`)).toBe(0);
     const events = (await auditFor(t.database, `rotation:${v.tokenId}`)).map((e) => `${e.action}:${e.outcome}:${e.details.reason ?? ''}`);
     expect(events.at(-1)).toBe('rotation.failed:failure:KEY_CHECK_FAILED');
   });
@@ -193,6 +195,7 @@ describeBoth('rotation faults', (backend) => {
     expectAuditFailure(await executeRes(t, v.user, { tokenId: v.tokenId, tempPassword: v.tempPassword, newPassword: strongPassword() }));
     expect(await snapshot(v.user.id)).toEqual(before);
     expect(await countRows(t.database, 'rotation_backups', `token_id = '${v.tokenId}'`)).toBe(0);
+    expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${v.tokenId}'`)).toBe(0);
     expect(await tokenRow(t.database, v.tokenId)).toMatchObject({ status: 'failed', failure_reason: 'UNAVAILABLE' });
     expect((await auditFor(t.database, `rotation:${v.tokenId}`)).map((e) => e.action)).not.toContain('rotation.completed');
     expect((await loginAndReadVault(t.app, v.user)).vault).toEqual(v.vault);

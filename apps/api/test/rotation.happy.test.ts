@@ -5,7 +5,7 @@
  */
 import type { RotateResult, RotationList, RotationToken, SystemStatus } from '@keyturn/shared';
 import { expect, it } from 'vitest';
-import { api, countRows, createSecret, describeBoth, expectError, json, registerUser, setupAdmin, strongPassword, type TestUser, useTestApp } from './harness';
+import { api, countRows, createSecret, describeBoth, expectError, json, queryRows, registerUser, setupAdmin, strongPassword, type TestUser, useTestApp } from './harness';
 import {
   approveRotation,
   auditFor,
@@ -95,8 +95,10 @@ describeBoth('rotation happy path', (backend) => {
     const versions = await dump(t.database, `select distinct key_version from secrets where user_id = '${user.id}'`);
     expect(JSON.parse(versions)).toEqual([{ key_version: 2 }]);
     expect(await keyVersion(t.database, user.id)).toBe(2);
-    expect(await countRows(t.database, 'rotation_backups', `token_id = '${token.id}' and secret_id is not null`)).toBe(5);
+    // The backup: the key row snapshot, and the five old rows packed in one chunk (one batch).
     expect(await countRows(t.database, 'rotation_backups', `token_id = '${token.id}' and secret_id is null`)).toBe(1);
+    expect(await countRows(t.database, 'rotation_backups', `token_id = '${token.id}' and secret_id is not null`)).toBe(0);
+    expect(await queryRows(t.database, `select chunk, row_count from rotation_backup_chunks where token_id = '${token.id}'`)).toEqual([{ chunk: 0, row_count: 5 }]);
     const row = await tokenRow(t.database, token.id);
     expect(row).toMatchObject({ status: 'completed', to_key_version: 2, secrets_reencrypted: 5, temp_hash: null });
 

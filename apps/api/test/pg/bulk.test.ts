@@ -26,7 +26,8 @@ import {
 
 const N = 10_000;
 /** The batch write: one UPDATE of the secrets table per batch (the only UPDATE of it in a rotation). */
-const isBatchWrite = (q: string) => /^\s*update\s+"?secrets"?\s/i.test(q);
+/** A batch write: the UPDATE of the batch's rows, led by the CTE that stores the batch's backup chunk. */
+const isBatchWrite = (q: string) => /^\s*(with\s+b\s+as\s*\(\s*insert\s+into\s+rotation_backup_chunks\b[\s\S]*?\bu\s+as\s*\(\s*)?update\s+"?secrets"?\s/i.test(q);
 
 describe.skipIf(!PG_SERVER_URL)(pgSuiteName('bulk: a 10k-secret rotation'), () => {
   let fresh: FreshDatabase;
@@ -94,8 +95,14 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('bulk: a 10k-secret rotation'), () =
     expect(await keyVersionOf(fresh.observer, user.id)).toBe(2);
     await expectAllAt(2);
     await expectSampleOpens(first.result.session.token, 25);
-    // 10,000 rows in batches of 2,000: five batch UPDATEs, and the whole request far below one statement per row.
+    // 10,000 rows in batches of 2,000: five batch UPDATEs (each also storing its backup chunk), and
+    // the whole request far below one statement per row.
     expect(first.batchWrites).toBe(5);
+    const backup = await one<{ chunks: number; rows: number }>(
+      fresh.observer,
+      sql`select count(*)::int as chunks, sum(row_count)::int as rows from rotation_backup_chunks where token_id = ${first.tokenId}::uuid`,
+    );
+    expect(backup).toEqual({ chunks: 5, rows: N });
     expect(first.statements).toBeLessThan(100);
     const completed = await one<{ batches: number; n: number }>(
       fresh.observer,

@@ -216,8 +216,13 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('processes: API processes sharing on
     );
     // Nothing settled it yet: still in_progress, and the rolled-back work left nothing behind.
     expect((await tokenRow(db.observer, tokenId)).status).toBe('in_progress');
-    const { backups } = await one<{ backups: number }>(db.observer, sql`select count(*)::int as backups from rotation_backups where token_id = ${tokenId}::uuid`);
+    const { backups, chunks } = await one<{ backups: number; chunks: number }>(
+      db.observer,
+      sql`select (select count(*)::int from rotation_backups where token_id = ${tokenId}::uuid) as backups,
+                 (select count(*)::int from rotation_backup_chunks where token_id = ${tokenId}::uuid) as chunks`,
+    );
     expect(backups).toBe(0);
+    expect(chunks).toBe(0);
 
     const medic = await launch('c-medic', db, { LOCK_TIMEOUT_SECONDS: '1', ROTATION_BATCH_SIZE: '2000' });
     await waitFor(

@@ -2,41 +2,60 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { aad } from '../crypto/aad';
 import { NONCE_BYTES, open, seal } from '../crypto/aead';
+import { packBackupChunk, type SecretBackupRow, unpackBackupChunk } from './backup-chunk';
 import { BATCH_BYTES, batchSealer, reencryptAll, RotationAbort, type RotationStore, type SecretCipherRow } from './engine';
 
-/** An in-memory RotationStore over `rows`, recording the statements and hook calls in order. */
-function memoryStore(rows: SecretCipherRow[], log: string[]) {
+/**
+ * An in-memory RotationStore over `rows`, recording the statements and hook calls in order. Like
+ * the SQL store, a write first packs the rows it is about to overwrite, as they are, into `chunks`.
+ */
+function memoryStore(rows: SecretBackupRow[], log: string[]) {
   const table = new Map(rows.map((r) => [r.id, { ...r }]));
+  const chunks: { chunk: number; rowCount: number; data: Buffer }[] = [];
   const store: RotationStore = {
     lockKeyRow: async () => ({ keyVersion: 1, wrappedDek: Buffer.from('wrapped') }),
     countSecrets: async () => table.size,
-    backup: async () => table.size,
+    backupKeyRow: async () => void log.push('backupKeyRow'),
     readBatch: async (after, limit) => {
       log.push(`read:${limit}`);
       return [...table.values()]
         .filter((r) => after === null || r.id > after)
         .sort((a, b) => (a.id < b.id ? -1 : 1))
         .slice(0, limit)
-        .map((r) => ({ ...r, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) }));
+        .map((r): SecretCipherRow => ({ id: r.id, keyVersion: r.keyVersion, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) }));
     },
-    writeBatch: async (batch) => {
+    writeBatch: async (batch, chunk) => {
       await new Promise((r) => setTimeout(r, 1));
       log.push(`write:${batch.length}`);
-      for (const r of batch) table.set(r.id, { ...r, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) });
+      const old = batch.map((r) => table.get(r.id)).filter((r) => r !== undefined);
+      chunks.push({ chunk, rowCount: old.length, data: packBackupChunk(old.sort((a, b) => (a.id < b.id ? -1 : 1))) });
+      for (const r of batch) {
+        const was = table.get(r.id)!;
+        table.set(r.id, { ...was, keyVersion: r.keyVersion, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) });
+      }
+      return { backedUp: old.length, updated: batch.length };
     },
     countNotAt: async (kv) => [...table.values()].filter((r) => r.keyVersion !== kv).length,
   };
-  return { store, table };
+  return { store, table, chunks };
 }
 
 function seedRows(userId: string, dek: Buffer, n: number, valueBytes = 40) {
   const plain = new Map<string, { name: string; value: Buffer }>();
-  const rows: SecretCipherRow[] = [];
+  const rows: SecretBackupRow[] = [];
+  const now = BigInt(Date.now()) * 1000n;
   for (let i = 0; i < n; i++) {
     const id = randomUUID();
     const value = randomBytes(valueBytes);
     plain.set(id, { name: `s${i}`, value });
-    rows.push({ id, keyVersion: 1, nameCt: seal(dek, Buffer.from(`s${i}`), aad.secretName(userId, id, 1)), valueCt: seal(dek, value, aad.secretValue(userId, id, 1)) });
+    rows.push({
+      id,
+      keyVersion: 1,
+      createdAtUs: now - 1_000_003n * BigInt(i),
+      updatedAtUs: now + BigInt(i),
+      nameCt: seal(dek, Buffer.from(`s${i}`), aad.secretName(userId, id, 1)),
+      valueCt: seal(dek, value, aad.secretValue(userId, id, 1)),
+    });
   }
   return { rows, plain };
 }
@@ -68,7 +87,7 @@ describe.each([
     });
     expect(r).toMatchObject({ count: 25, batches: 3 });
     // afterBatch(i) follows write i and precedes write i+1.
-    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['write:10', 'afterBatch:0', 'write:10', 'afterBatch:1', 'write:5', 'afterBatch:2']);
+    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['backupKeyRow', 'write:10', 'afterBatch:0', 'write:10', 'afterBatch:1', 'write:5', 'afterBatch:2']);
     const nonces = new Set<string>();
     for (const [id, p] of plain) {
       const row = table.get(id)!;
@@ -103,7 +122,60 @@ describe.each([
     });
     await expect(run).rejects.toMatchObject({ name: 'RotationAbort', reasonCode: 'DECRYPT_FAILED' });
     await expect(run).rejects.toBeInstanceOf(RotationAbort);
-    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['write:10', 'afterBatch:0']);
+    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['backupKeyRow', 'write:10', 'afterBatch:0']);
+  });
+
+  const run = (store: RotationStore, oldDek: Buffer, batchSize = 10) =>
+    reencryptAll({
+      tokenId: 't',
+      userId,
+      oldDek,
+      newDek: randomBytes(32),
+      fromKeyVersion: 1,
+      toKeyVersion: 2,
+      expectedWrappedDek: Buffer.from('wrapped'),
+      batchSize,
+      store,
+      cryptoWorker,
+    });
+
+  it('batch i is written with chunk number i, and the chunks hold every old row once, in id order', async () => {
+    const oldDek = randomBytes(32);
+    const { rows } = seedRows(userId, oldDek, 25);
+    const original = rows
+      .map((r) => ({ ...r, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) }))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const { store, chunks } = memoryStore(rows, []);
+    expect(await run(store, oldDek)).toMatchObject({ count: 25, batches: 3 });
+    expect(chunks.map((c) => [c.chunk, c.rowCount])).toEqual([
+      [0, 10],
+      [1, 10],
+      [2, 5],
+    ]);
+    expect(chunks.flatMap((c) => unpackBackupChunk(c.data, c.rowCount))).toEqual(original);
+  });
+
+  it('a user with no secrets: no batch, no chunk, nothing written', async () => {
+    const log: string[] = [];
+    const { store, chunks } = memoryStore([], log);
+    const r = await run(store, randomBytes(32));
+    expect(r).toMatchObject({ count: 0, batches: 0 });
+    expect(chunks).toEqual([]);
+    expect(log).toEqual(['backupKeyRow', 'read:10']);
+  });
+
+  it.each([
+    ['backup chunk', { backedUp: -1, updated: 0 }],
+    ['update', { backedUp: 0, updated: -1 }],
+  ] as const)('a write whose %s stored fewer rows than the batch aborts with COUNT_MISMATCH', async (_what, short) => {
+    const oldDek = randomBytes(32);
+    const { store } = memoryStore(seedRows(userId, oldDek, 12).rows, []);
+    const write = store.writeBatch;
+    store.writeBatch = async (batch, chunk) => {
+      const w = await write(batch, chunk);
+      return { backedUp: w.backedUp + short.backedUp, updated: w.updated + short.updated };
+    };
+    await expect(run(store, oldDek)).rejects.toMatchObject({ name: 'RotationAbort', reasonCode: 'COUNT_MISMATCH' });
   });
 
   it('sizes batches by bytes: big secrets take smaller batches, never more rows than the batch size', async () => {

@@ -22,12 +22,18 @@ export interface RotationStore {
   lockKeyRow(): Promise<{ keyVersion: number; wrappedDek: Buffer }>;
   /** Number of the user's secret rows (under the key row lock, writers are excluded). */
   countSecrets(): Promise<number>;
-  /** Copy the key row and every secret's ciphertext into rotation_backups; returns secrets copied. */
-  backup(): Promise<number>;
+  /** Back up the key row (the secrets are backed up batch by batch, by writeBatch). */
+  backupKeyRow(): Promise<void>;
   /** The next batch in id order (keyset pagination), ids strictly after `afterId`. */
   readBatch(afterId: string | null, limit: number): Promise<SecretCipherRow[]>;
-  /** Write a batch with a fixed number of statements (never one per row). */
-  writeBatch(rows: SecretCipherRow[]): Promise<void>;
+  /**
+   * Write a batch with a fixed number of statements (never one per row), and in the same
+   * statement back it up: the rows with these ids as they are before this write (under the key
+   * row lock: exactly the rows read) packed into ONE backup chunk numbered `chunk`, in the format
+   * of backup-chunk.ts. Returns what the database stored: the rows the chunk holds and the rows
+   * updated.
+   */
+  writeBatch(rows: SecretCipherRow[], chunk: number): Promise<{ backedUp: number; updated: number }>;
   /** Rows not at `keyVersion` (must be 0 after the rewrite: completeness guard). */
   countNotAt(keyVersion: number): Promise<number>;
 }
@@ -387,7 +393,8 @@ function nextLimit(rows: SecretCipherRow[], batchSize: number): number {
 }
 
 /**
- * lock key row → re-check it → count → backup → re-encrypt in batches (verify each) →
+ * lock key row → re-check it → count → back up the key row → re-encrypt in batches (verify each;
+ * each batch's write also stores that batch's old rows as one packed backup chunk) →
  * completeness guard. Runs inside the caller's transaction; throws RotationAbort to roll back.
  */
 export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResult> {
@@ -398,20 +405,24 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
   }
   await hooks.afterLock?.(tokenId);
   const expected = await store.countSecrets();
-  const backedUp = await store.backup();
-  if (backedUp !== expected) throw new RotationAbort('COUNT_MISMATCH', `backed up ${backedUp} of ${expected} secrets`);
+  await store.backupKeyRow();
   await hooks.afterBackup?.(tokenId);
 
   // Pipelined: while batch i is re-encrypted (on a worker thread for big rotations) and verified
   // here, the database is already reading the next batch and still writing batch i-1, so crypto
-  // and I/O overlap. The store's statements stay one read and one write per batch, sent in order
-  // on the one transaction, and a few batches of about BATCH_BYTES each are in memory (RSS stays
+  // and I/O overlap. The store's statements stay one read and one write per batch (the write also
+  // stores the batch's old rows as its backup chunk), sent in order on the one transaction, and a
+  // few batches of about BATCH_BYTES each are in memory (RSS stays
   // flat whatever N is). The hooks see exactly the serial sequence: afterBatch(i) runs once batch
   // i is written and before batch i+1's write is sent, and a batch that fails to re-encrypt is
   // reported only after the previous batch's hook.
   const digest = createRowsDigest();
   let count = 0;
   let batches = 0;
+  /** Writes sent so far: the next batch's index and backup chunk number. */
+  let sent = 0;
+  let backedUp = 0;
+  let updated = 0;
   const inflight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     inflight.add(p);
@@ -421,11 +432,13 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
     );
     return p;
   };
-  let writing: Promise<void> | null = null;
+  let writing: Promise<{ backedUp: number; updated: number }> | null = null;
   const written = async () => {
     if (!writing) return;
-    await writing;
+    const w = await writing;
     writing = null;
+    backedUp += w.backedUp;
+    updated += w.updated;
     await hooks.afterBatch?.(tokenId, batches);
     batches++;
   };
@@ -472,7 +485,8 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
       }
       await written();
       if (!out) throw failure;
-      writing = track(store.writeBatch(out));
+      // Batch i's write also stores batch i's old rows as backup chunk i.
+      writing = track(store.writeBatch(out, sent++));
       for (const r of out) digest.add(r);
       count += out.length;
       current = ahead;
@@ -485,7 +499,10 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
   } finally {
     await worker?.close();
   }
-  if (count !== expected) throw new RotationAbort('COUNT_MISMATCH', `re-encrypted ${count} of ${expected} secrets`);
+  // Completeness: every counted secret is in a backup chunk the database stored, was re-encrypted
+  // and was updated.
+  if (backedUp !== expected) throw new RotationAbort('COUNT_MISMATCH', `backed up ${backedUp} of ${expected} secrets`);
+  if (count !== expected || updated !== expected) throw new RotationAbort('COUNT_MISMATCH', `re-encrypted ${count} and updated ${updated} of ${expected} secrets`);
   const stale = await store.countNotAt(input.toKeyVersion);
   if (stale !== 0) throw new RotationAbort('STALE_ROWS', `${stale} secrets are not at the new key version`);
   return { count, batches, digest: digest.digest() };

@@ -1,2 +1,3 @@
 // Node-only atomic-rotation core: re-encryption in batches through a storage interface.
+export * from './backup-chunk';
 export * from './engine';

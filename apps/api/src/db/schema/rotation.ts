@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { bytea, tsz, users } from './users';
 
 /** One row carries a rotation's whole lifecycle (DESIGN §3); every transition is timestamped. */
@@ -58,8 +58,10 @@ export const rotationTokens = pgTable(
 );
 
 /**
- * The pre-rotation state, written inside the rotation's transaction: one row for the key row
- * (secret_id null, key_snapshot set) and one per secret (its ciphertexts as they were).
+ * The pre-rotation key row, written inside the rotation's transaction: one row per rotation with
+ * secret_id null and key_snapshot set. The secrets' old ciphertexts are in rotation_backup_chunks.
+ * Rotations before migration 0002 also wrote one row here per secret (secret_id, name_ct, value_ct,
+ * secret_*_at set); restore still reads those when a token has no chunks.
  */
 export const rotationBackups = pgTable(
   'rotation_backups',
@@ -81,4 +83,27 @@ export const rotationBackups = pgTable(
     createdAt: tsz('created_at').notNull().defaultNow(),
   },
   (t) => [index('rotation_backups_token_idx').on(t.tokenId), index('rotation_backups_user_idx').on(t.userId)],
+);
+
+/**
+ * The secrets as they were before a rotation, packed: chunk i holds the old rows of the rotation's
+ * batch i (format: packages/shared/src/rotation/backup-chunk.ts), packed by the database in the
+ * same statement as that batch's UPDATE, inside the rotation's transaction. `data` is stored EXTERNAL
+ * (uncompressed: ciphertext does not compress), set by hand in migration 0002.
+ */
+export const rotationBackupChunks = pgTable(
+  'rotation_backup_chunks',
+  {
+    tokenId: uuid('token_id')
+      .notNull()
+      .references(() => rotationTokens.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    chunk: integer('chunk').notNull(),
+    rowCount: integer('row_count').notNull(),
+    data: bytea('data').notNull(),
+    createdAt: tsz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tokenId, t.chunk] }), index('rotation_backup_chunks_user_idx').on(t.userId)],
 );

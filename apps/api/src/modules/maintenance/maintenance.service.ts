@@ -2,7 +2,7 @@ import { type MaintenanceRun, RotationStatusSchema, type SystemStatus } from '@k
 import { and, desc, eq, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
-import { maintenanceRuns, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
+import { maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
@@ -95,7 +95,14 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .select({ id: rotationTokens.id })
           .from(rotationTokens)
           .where(and(inArray(rotationTokens.status, ENDED), sql`${endedAt} + ${secs(config.BACKUP_RETENTION_SECONDS)} <= ${now}`));
+        // backupsPurged counts what was backed up, not storage rows: one per key-row snapshot plus
+        // one per secret, whether packed in a chunk (row_count) or a pre-0002 per-secret row.
         const backups = await tx.delete(rotationBackups).where(inArray(rotationBackups.tokenId, purgeable)).returning({ id: rotationBackups.id });
+        const chunks = await tx
+          .delete(rotationBackupChunks)
+          .where(inArray(rotationBackupChunks.tokenId, purgeable))
+          .returning({ rows: rotationBackupChunks.rowCount });
+        const backupsPurged = backups.length + chunks.reduce((n, c) => n + c.rows, 0);
         const ended = await tx
           .delete(sessions)
           .where(or(isNotNull(sessions.revokedAt), lte(sessions.expiresAt, now)))
@@ -106,7 +113,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .returning({ k: throttles.key });
         return record(tx, ctx, {
           kind: 'cleanup',
-          changes: { tokensExpired: expired, backupsPurged: backups.length, sessionsPurged: ended.length, throttlesPurged: thr.length },
+          changes: { tokensExpired: expired, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length },
         });
       });
     },

@@ -1,4 +1,4 @@
-import type { SecretCipherRow } from '@keyturn/shared/rotation';
+import { BACKUP_CHUNK_FORMAT_V1, BackupChunkError, type SecretBackupRow, type SecretCipherRow, unpackBackupChunk } from '@keyturn/shared/rotation';
 import { and, count, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf, userKeyGate } from '../../db/client';
 import { type amkWraps, rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
@@ -22,6 +22,9 @@ export const snapshotKeyRow = (k: KeyRow, amkWrap: typeof amkWraps.$inferSelect 
   amkWrap: amkWrap ? { amkId: amkWrap.amkId, wrappedPrivate: amkWrap.wrappedPrivate.toString('base64'), keyVersion: amkWrap.keyVersion } : null,
 });
 export type KeySnapshot = ReturnType<typeof snapshotKeyRow>;
+
+/** A backup chunk's format byte, as a bytea expression for the SQL that packs chunks. */
+const BACKUP_CHUNK_HEADER = sql.raw(`decode('${BACKUP_CHUNK_FORMAT_V1.toString(16).padStart(2, '0')}', 'hex')`);
 
 export function createRotationRepo() {
   return {
@@ -112,19 +115,6 @@ export function createRotationRepo() {
       await tx.insert(rotationBackups).values({ tokenId, userId, secretId: null, keyVersion: snapshot.keyVersion, keySnapshot: snapshot });
     },
 
-    /** One INSERT … SELECT for every secret of the user. */
-    async backupSecrets(tx: DbOrTx, tokenId: string, userId: string): Promise<number> {
-      const rows = await rowsOf<{ n: number }>(
-        tx,
-        sql`with ins as (
-              insert into rotation_backups (token_id, user_id, secret_id, key_version, name_ct, value_ct, secret_created_at, secret_updated_at)
-              select ${tokenId}::uuid, user_id, id, key_version, name_ct, value_ct, created_at, updated_at from secrets where user_id = ${userId}::uuid
-              returning 1)
-            select count(*)::int as n from ins`,
-      );
-      return rows[0]?.n ?? 0;
-    },
-
     /**
      * The next batch in id order. The ciphertexts travel as base64 text and are decoded here with
      * Buffer.from: node-postgres's and PGlite's bytea (hex) codecs are many times slower on
@@ -143,13 +133,22 @@ export function createRotationRepo() {
     },
 
     /**
-     * One UPDATE … FROM unnest per batch: a fixed statement count, whatever the batch size. Each
-     * column travels as one comma-joined text parameter (uuids, integers and base64 contain no
-     * comma) split by string_to_array and decoded in the database: no per-element array quoting
-     * in the driver and no bytea hex codec on either side.
+     * ONE statement per batch, whatever its size, that backs the batch up and rewrites it:
+     *
+     * - `b` inserts backup chunk `chunk`: the batch's rows as they are before this statement (all
+     *   parts of one statement see the same snapshot, so the UPDATE beside it does not show), in id
+     *   order, packed by the database in the format of packages/shared/src/rotation/backup-chunk.ts
+     *   (v1; the tests compare these bytes with packBackupChunk's). Under the key row lock these are
+     *   exactly the rows the engine read. The old ciphertexts never leave the database;
+     * - `u` is the UPDATE … FROM unnest of the new ciphertexts. Each column travels as one
+     *   comma-joined text parameter (uuids, integers and base64 contain no comma) split by
+     *   string_to_array and decoded in the database: no per-element array quoting in the driver and
+     *   no bytea hex codec on either side.
+     *
+     * Returns the rows the stored chunk holds (counted by the database) and the rows updated: the
+     * engine's completeness guard.
      */
-    async writeBatch(tx: DbOrTx, userId: string, rows: SecretCipherRow[]): Promise<void> {
-      if (rows.length === 0) return;
+    async writeBatch(tx: DbOrTx, tokenId: string, userId: string, rows: SecretCipherRow[], chunk: number): Promise<{ backedUp: number; updated: number }> {
       const ids = new Array<string>(rows.length);
       const kvs = new Array<number>(rows.length);
       const names = new Array<string>(rows.length);
@@ -160,11 +159,29 @@ export function createRotationRepo() {
         names[i] = r.nameCt.toString('base64');
         values[i] = r.valueCt.toString('base64');
       });
-      await tx.execute(sql`
-        update secrets s set key_version = v.kv, name_ct = decode(v.n, 'base64'), value_ct = decode(v.v, 'base64')
-        from unnest(string_to_array(${ids.join(',')}::text, ',')::uuid[], string_to_array(${kvs.join(',')}::text, ',')::int[],
-                    string_to_array(${names.join(',')}::text, ','), string_to_array(${values.join(',')}::text, ',')) as v(id, kv, n, v)
-        where s.id = v.id and s.user_id = ${userId}::uuid`);
+      const idList = ids.join(',');
+      const [r] = await rowsOf<{ b: number; u: number }>(
+        tx,
+        sql`with b as (
+              insert into rotation_backup_chunks (token_id, user_id, chunk, row_count, data)
+              select ${tokenId}::uuid, ${userId}::uuid, ${chunk}::int, count(*)::int,
+                     ${BACKUP_CHUNK_HEADER} || int4send(count(*)::int) || coalesce(string_agg(
+                       uuid_send(o.id) || int4send(o.key_version)
+                       || int8send((extract(epoch from o.created_at) * 1000000)::int8) || int8send((extract(epoch from o.updated_at) * 1000000)::int8)
+                       || int4send(length(o.name_ct)) || o.name_ct || int4send(length(o.value_ct)) || o.value_ct,
+                       ''::bytea order by o.id), ''::bytea)
+              from secrets o
+              where o.user_id = ${userId}::uuid and o.id = any(string_to_array(${idList}::text, ',')::uuid[])
+              returning row_count),
+            u as (
+              update secrets s set key_version = v.kv, name_ct = decode(v.n, 'base64'), value_ct = decode(v.v, 'base64')
+              from unnest(string_to_array(${idList}::text, ',')::uuid[], string_to_array(${kvs.join(',')}::text, ',')::int[],
+                          string_to_array(${names.join(',')}::text, ','), string_to_array(${values.join(',')}::text, ',')) as v(id, kv, n, v)
+              where s.id = v.id and s.user_id = ${userId}::uuid
+              returning 1)
+            select (select coalesce(sum(row_count), 0)::int from b) as b, (select count(*)::int from u) as u`,
+      );
+      return { backedUp: r?.b ?? 0, updated: r?.u ?? 0 };
     },
 
     async countNotAt(tx: DbOrTx, userId: string, kv: number): Promise<number> {
@@ -190,23 +207,72 @@ export function createRotationRepo() {
         .where(eq(userKeys.userId, userId));
     },
 
-    async backupsOf(db: DbOrTx, tokenId: string) {
-      return db.select().from(rotationBackups).where(eq(rotationBackups.tokenId, tokenId)).orderBy(rotationBackups.secretId);
+    /** The rotation's key-row snapshot (null once purged past retention). */
+    async keyBackupOf(db: DbOrTx, tokenId: string): Promise<KeySnapshot | null> {
+      const [r] = await db
+        .select({ snapshot: rotationBackups.keySnapshot })
+        .from(rotationBackups)
+        .where(and(eq(rotationBackups.tokenId, tokenId), isNull(rotationBackups.secretId)));
+      return (r?.snapshot as KeySnapshot | undefined) ?? null;
     },
 
-    /** Restore: drop the user's rows, then put the backup rows back in one statement. */
+    /**
+     * Restore: drop the user's rows, then put the backed-up rows back exactly (id, key_version,
+     * ciphertexts, created_at, updated_at). From the packed chunks, in chunk order: per chunk one
+     * SELECT of its data and one INSERT … SELECT FROM unnest (the chunk is unpacked here; a chunk
+     * that does not parse, or a gap in the chunk numbers, throws BackupChunkError). The epoch
+     * microseconds go back to timestamptz in whole days ('24 hours', never calendar days, so no
+     * time zone applies) plus microseconds: each product is exact in the float8 that interval
+     * multiplication uses, over the whole timestamptz range. A token without chunks was backed up
+     * by a version before migration 0002 (one rotation_backups row per secret): one INSERT …
+     * SELECT from those. Returns the number of rows restored.
+     */
     async restoreSecrets(tx: DbOrTx, tokenId: string, userId: string): Promise<number> {
       await tx.delete(secrets).where(eq(secrets.userId, userId));
-      const rows = await rowsOf<{ n: number }>(
+      const chunks = await rowsOf<{ chunk: number; n: number }>(
         tx,
-        sql`with ins as (
-              insert into secrets (id, user_id, key_version, name_ct, value_ct, created_at, updated_at)
-              select secret_id, user_id, key_version, name_ct, value_ct, secret_created_at, secret_updated_at
-              from rotation_backups where token_id = ${tokenId}::uuid and secret_id is not null
-              returning 1)
-            select count(*)::int as n from ins`,
+        sql`select chunk, row_count as n from rotation_backup_chunks where token_id = ${tokenId}::uuid order by chunk`,
       );
-      return rows[0]?.n ?? 0;
+      if (chunks.length === 0) {
+        const [legacy] = await rowsOf<{ n: number }>(
+          tx,
+          sql`with ins as (
+                insert into secrets (id, user_id, key_version, name_ct, value_ct, created_at, updated_at)
+                select secret_id, user_id, key_version, name_ct, value_ct, secret_created_at, secret_updated_at
+                from rotation_backups where token_id = ${tokenId}::uuid and secret_id is not null
+                returning 1)
+              select count(*)::int as n from ins`,
+        );
+        return legacy?.n ?? 0;
+      }
+      let restored = 0;
+      for (const [i, c] of chunks.entries()) {
+        if (c.chunk !== i) throw new BackupChunkError(`chunk ${i} is missing`);
+        const [d] = await rowsOf<{ d: string }>(
+          tx,
+          sql`select encode(data, 'base64') as d from rotation_backup_chunks where token_id = ${tokenId}::uuid and chunk = ${c.chunk}::int`,
+        );
+        const rows = unpackBackupChunk(Buffer.from(d!.d, 'base64'), c.n);
+        if (rows.length === 0) continue;
+        const col = <T>(f: (r: SecretBackupRow) => T) => rows.map(f).join(',');
+        const [ins] = await rowsOf<{ n: number }>(
+          tx,
+          sql`with ins as (
+                insert into secrets (id, user_id, key_version, name_ct, value_ct, created_at, updated_at)
+                select v.id, ${userId}::uuid, v.kv, decode(v.n, 'base64'), decode(v.v, 'base64'),
+                       timestamptz 'epoch' + (v.c / 86400000000) * interval '24 hours' + (v.c % 86400000000) * interval '1 microsecond',
+                       timestamptz 'epoch' + (v.u / 86400000000) * interval '24 hours' + (v.u % 86400000000) * interval '1 microsecond'
+                from unnest(string_to_array(${col((r) => r.id)}::text, ',')::uuid[], string_to_array(${col((r) => r.keyVersion)}::text, ',')::int[],
+                            string_to_array(${col((r) => r.nameCt.toString('base64'))}::text, ','), string_to_array(${col((r) => r.valueCt.toString('base64'))}::text, ','),
+                            string_to_array(${col((r) => r.createdAtUs)}::text, ',')::int8[], string_to_array(${col((r) => r.updatedAtUs)}::text, ',')::int8[])
+                     as v(id, kv, n, v, c, u)
+                returning 1)
+              select count(*)::int as n from ins`,
+        );
+        if (ins?.n !== rows.length) throw new Error(`restore: chunk ${c.chunk} put back ${ins?.n ?? 0} of ${rows.length} rows`);
+        restored += rows.length;
+      }
+      return restored;
     },
 
     /** Completed tokens of a user at a key version that is no longer current. */

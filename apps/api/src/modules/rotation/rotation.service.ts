@@ -22,7 +22,7 @@ import {
   wipe,
   wrapAmkForAdmin,
 } from '@keyturn/shared/crypto';
-import { createRowsDigest, reencryptAll, RotationAbort, type RotationHooks } from '@keyturn/shared/rotation';
+import { BackupChunkError, createRowsDigest, reencryptAll, RotationAbort, type RotationHooks } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import { type Database, type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
 import type { Clock } from '../../lib/clock';
@@ -311,12 +311,10 @@ export function createRotationService(deps: RotationServiceDeps) {
                 return k;
               },
               countSecrets: () => repo.countSecrets(tx, a.userId),
-              backup: async () => {
-                await repo.backupKeyRow(tx, t.id, a.userId, keyRowBefore!);
-                return repo.backupSecrets(tx, t.id, a.userId);
-              },
+              backupKeyRow: () => repo.backupKeyRow(tx, t.id, a.userId, keyRowBefore!),
               readBatch: (after, limit) => repo.readBatch(tx, a.userId, after, limit),
-              writeBatch: (rows) => repo.writeBatch(tx, a.userId, rows),
+              // Each batch's write also stores its old rows as one backup chunk (R7).
+              writeBatch: (rows, chunk) => repo.writeBatch(tx, t.id, a.userId, rows, chunk),
               countNotAt: (kv) => repo.countNotAt(tx, a.userId, kv),
             },
           });
@@ -508,10 +506,19 @@ export function createRotationService(deps: RotationServiceDeps) {
         const digest = createRowsDigest();
         for (const r of await repo.allSecretRows(tx, t.userId)) digest.add(r);
         if (!t.resultDigest || !digest.digest().equals(t.resultDigest)) throw changed('the user’s secrets were added, changed or deleted');
-        const backups = await repo.backupsOf(tx, t.id);
-        const keyBackup = backups.find((b) => b.secretId === null)?.keySnapshot as KeySnapshot | undefined;
+        const keyBackup = await repo.keyBackupOf(tx, t.id);
         if (!keyBackup) throw new AppError('INVALID_STATE', 'This rotation has no backup left (past retention).');
-        const restored = await repo.restoreSecrets(tx, t.id, t.userId);
+        let restored: number;
+        try {
+          restored = await repo.restoreSecrets(tx, t.id, t.userId);
+        } catch (e) {
+          if (e instanceof BackupChunkError) throw new AppError('INVALID_STATE', `This rotation's backup is damaged (${e.message}); nothing was restored.`);
+          throw e;
+        }
+        // The backup is complete or nothing is restored (this throw rolls the restore back).
+        if (t.secretsReencrypted !== null && restored !== t.secretsReencrypted) {
+          throw new AppError('INVALID_STATE', `This rotation's backup is incomplete (${restored} of ${t.secretsReencrypted} secrets); nothing was restored.`);
+        }
         const b = (s: string | null) => (s === null ? null : Buffer.from(s, 'base64'));
         await repo.writeKeyRow(tx, t.userId, {
           keyVersion: keyBackup.keyVersion,
