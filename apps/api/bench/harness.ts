@@ -86,7 +86,8 @@ export interface BenchResult {
     overheadP50Ms: number;
     burst: { logins: number; loginP50Ms: number; loginMaxMs: number; readP99BeforeMs: number; readP99DuringMs: number; readMaxDuringMs: number; readsDuring: number };
   };
-  reads: { api: LoadResult; ceiling: LoadResult; plain: LoadResult; ratio: number; secretsOfReader: number };
+  /** ceiling: the better of ceilingRuns (before and after the API's reads on Postgres; after on PGlite). */
+  reads: { api: LoadResult; ceiling: LoadResult; ceilingRuns: LoadResult[]; plain: LoadResult; ratio: number; secretsOfReader: number };
   targets: Target[];
 }
 
@@ -212,6 +213,23 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     // ---- login and reads against the API process
     if (!api) throw new Error('no rotation case was run');
     const apiChild: Child = api;
+    // The rotations left dead rows behind: clean them up first, so neither side of the read
+    // comparison runs against a vacuum. On Postgres (where two processes can share the database)
+    // the ceiling is measured right before the API's reads too, and the better of its two runs is
+    // the ceiling: the ratio never profits from the ceiling catching a slow moment.
+    if (parent) await vacuum(parent, true);
+    const ceilingRuns: LoadResult[] = [];
+    const measureCeiling = async () => {
+      const child = await startCeiling(backend);
+      try {
+        if (warmupSeconds > 0) await load({ baseUrl: child.baseUrl, paths: ['/select1'], connections: readConnections, seconds: warmupSeconds });
+        ceilingRuns.push(await load({ baseUrl: child.baseUrl, paths: ['/select1'], connections: readConnections, seconds: opts.readSeconds }));
+        return await load({ baseUrl: child.baseUrl, paths: ['/plain'], connections: readConnections, seconds: Math.max(1, Math.round(opts.readSeconds / 2)) });
+      } finally {
+        await child.stop();
+      }
+    };
+    if (backend.kind === 'postgres') await measureCeiling();
     let login: BenchResult['login'];
     let apiReads: LoadResult;
     try {
@@ -277,18 +295,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       await apiChild.stop();
     }
 
-    // ---- the ceiling: bare Fastify + SELECT 1, same database, same load
-    const ceilingChild = await startCeiling(backend);
-    let ceiling: LoadResult;
-    let plain: LoadResult;
-    try {
-      if (warmupSeconds > 0) await load({ baseUrl: ceilingChild.baseUrl, paths: ['/select1'], connections: readConnections, seconds: warmupSeconds });
-      ceiling = await load({ baseUrl: ceilingChild.baseUrl, paths: ['/select1'], connections: readConnections, seconds: opts.readSeconds });
-      plain = await load({ baseUrl: ceilingChild.baseUrl, paths: ['/plain'], connections: readConnections, seconds: Math.max(1, Math.round(opts.readSeconds / 2)) });
-    } finally {
-      await ceilingChild.stop();
-    }
-    log(`ceiling: ${ceiling.rps} req/s (plain JSON ${plain.rps} req/s)`);
+    // ---- the ceiling: bare Fastify + SELECT 1, same database, same load (see measureCeiling)
+    const plain = await measureCeiling();
+    const ceiling = ceilingRuns.reduce((a, b) => (b.rps > a.rps ? b : a));
+    log(`ceiling: ${ceilingRuns.map((c) => c.rps).join(' / ')} req/s, the better counts (plain JSON ${plain.rps} req/s)`);
 
     if (parent) await parent.close();
     const result: BenchResult = {
@@ -306,7 +316,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       },
       rotation,
       login,
-      reads: { api: apiReads, ceiling, plain, ratio: round(apiReads.rps / ceiling.rps), secretsOfReader: readerSecrets },
+      reads: { api: apiReads, ceiling, ceilingRuns, plain, ratio: round(apiReads.rps / ceiling.rps), secretsOfReader: readerSecrets },
       targets: [],
     };
     result.targets = evaluateTargets(result);
