@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { KDF_CEILING, KDF_FLOOR } from '@keyturn/shared/crypto';
 import { z } from 'zod';
@@ -37,6 +38,8 @@ export const EnvSchema = z.object({
   KDF_MEMORY_KIB: z.coerce.number().int().min(KDF_FLOOR.m).max(KDF_CEILING.m).default(19_456),
   KDF_ITERATIONS: z.coerce.number().int().min(1).max(KDF_CEILING.t).default(2),
   KDF_PARALLELISM: z.coerce.number().int().min(1).max(KDF_CEILING.p).default(1),
+  // Concurrent argon2id derivations per process; more wait their turn. 0: one fewer than the cores (at least 1).
+  KDF_MAX_CONCURRENCY: z.coerce.number().int().min(0).max(256).default(0),
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(10),
   LOGIN_LOCK_SECONDS: seconds(900, 1),
   ADMIN_REAUTH_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
@@ -83,6 +86,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     kdf: { alg: 'argon2id', m: KDF_MEMORY_KIB, t: KDF_ITERATIONS, p: KDF_PARALLELISM },
     instanceId: e.INSTANCE_ID ?? `${process.pid}-${randomBytes(4).toString('hex')}`,
     usePglite: !e.DATABASE_URL,
+    KDF_MAX_CONCURRENCY: e.KDF_MAX_CONCURRENCY || Math.max(1, os.availableParallelism() - 1),
   };
 }
 

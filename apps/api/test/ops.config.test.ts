@@ -93,6 +93,13 @@ describe('ops: config', () => {
     expect(c.TOKEN_TTL_SECONDS).toBe(60);
   });
 
+  it('KDF_MAX_CONCURRENCY: 0 or unset means one fewer than the cores, at least 1; a number is kept', () => {
+    const auto = Math.max(1, os.availableParallelism() - 1);
+    expect(load({}).KDF_MAX_CONCURRENCY).toBe(auto);
+    expect(load({ KDF_MAX_CONCURRENCY: '0' }).KDF_MAX_CONCURRENCY).toBe(auto);
+    expect(load({ KDF_MAX_CONCURRENCY: '3' }).KDF_MAX_CONCURRENCY).toBe(3);
+  });
+
   it('an empty value counts as unset (compose passes "VAR:-" defaults through as empty strings)', () => {
     const c = load({ PORT: '', TOKEN_TTL_SECONDS: '', DATABASE_URL: '', KDF_MEMORY_KIB: '' });
     expect(c.PORT).toBe(3000);
@@ -123,6 +130,7 @@ describe('ops: config', () => {
     ['KDF_MEMORY_KIB', ['7167', '262145', '0'], ['262144']],
     ['KDF_ITERATIONS', ['0', '11'], ['2', '10']],
     ['KDF_PARALLELISM', ['0', '9'], ['1', '8']],
+    ['KDF_MAX_CONCURRENCY', ['-1', '257', '1.5'], ['0', '1', '256']],
   ];
 
   for (const [name, refused, accepted] of BOUNDS) {

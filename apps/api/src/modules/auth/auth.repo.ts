@@ -7,17 +7,33 @@ import { type Clock, PREPARED_NOW } from '../../lib/clock';
 export type UserRow = typeof users.$inferSelect;
 export type KeyRow = typeof userKeys.$inferSelect;
 
+/** What a request needs of its session and user: only these columns are read and decoded. */
+const LIVE_SESSION_FIELDS = {
+  session: { id: sessions.id, keyVersion: sessions.keyVersion, wrappedDek: sessions.wrappedDek, expiresAt: sessions.expiresAt },
+  user: { id: users.id, email: users.email, role: users.role },
+  currentKeyVersion: userKeys.keyVersion,
+};
+
 /** The per-request session lookup and the login's reads, prepared (see preparedPerDb). */
 const statementsOf = preparedPerDb((db: Db) => {
   const live = and(eq(sessions.id, sql.placeholder('sid')), isNull(sessions.revokedAt), sql`${sessions.expiresAt} > ${PREPARED_NOW}`, eq(users.disabled, false));
   return {
     liveSession: db
-      .select({ session: sessions, user: users, currentKeyVersion: userKeys.keyVersion })
+      .select(LIVE_SESSION_FIELDS)
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
       .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
       .where(live)
       .prepare('auth_live_session'),
+    /** The same, plus one of the session user's secrets (joined on the session's user: no IDOR). */
+    liveSessionWithSecret: db
+      .select({ ...LIVE_SESSION_FIELDS, secret: secrets })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
+      .leftJoin(secrets, and(eq(secrets.id, sql.placeholder('secretId')), eq(secrets.userId, sessions.userId)))
+      .where(live)
+      .prepare('auth_live_session_with_secret'),
     userByEmail: db
       .select({ user: users, keys: userKeys })
       .from(users)
@@ -29,15 +45,6 @@ const statementsOf = preparedPerDb((db: Db) => {
       .from(throttles)
       .where(eq(throttles.key, sql.placeholder('key')))
       .prepare('auth_throttle'),
-    /** The same, plus one of the session user's secrets (joined on the session's user: no IDOR). */
-    liveSessionWithSecret: db
-      .select({ session: sessions, user: users, currentKeyVersion: userKeys.keyVersion, secret: secrets })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .innerJoin(userKeys, eq(userKeys.userId, sessions.userId))
-      .leftJoin(secrets, and(eq(secrets.id, sql.placeholder('secretId')), eq(secrets.userId, sessions.userId)))
-      .where(live)
-      .prepare('auth_live_session_with_secret'),
   };
 });
 

@@ -12,6 +12,7 @@ import {
 import { type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
 import { type secrets, users } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
+import { createSemaphore } from '../../lib/semaphore';
 import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
 import type { AmkRepo } from '../setup/amk.repo';
@@ -28,6 +29,7 @@ export interface AuthServiceDeps {
   config: {
     jwtSecret: string;
     kdf: KdfParams;
+    KDF_MAX_CONCURRENCY: number;
     SESSION_TTL_SECONDS: number;
     LOGIN_MAX_FAILURES: number;
     LOGIN_LOCK_SECONDS: number;
@@ -87,14 +89,16 @@ export function createAuthService(deps: AuthServiceDeps) {
     };
   }
 
-  async function kdfCost<T>(p: Promise<T>): Promise<T> {
+  const kdfSlots = createSemaphore(config.KDF_MAX_CONCURRENCY);
+  /** Every argon2id derivation goes through here: counted, and at most KDF_MAX_CONCURRENCY at once. */
+  function kdfCost<T>(derive: () => Promise<T>): Promise<T> {
     deps.onKdf?.();
-    return p;
+    return kdfSlots.run(derive);
   }
 
   return {
     openSession,
-    /** Count an argon2 derivation made elsewhere (setup) in the same metric. */
+    /** For argon2 derivations made elsewhere (setup, rotation): the same metric and the same slots. */
     kdfCost,
 
     /** Create a user with key version 1 and a pending A-DEK (no admin needed); sign them in. */
@@ -102,7 +106,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       const amk = await deps.amkRepo.get(db);
       if (!amk) throw new AppError('SETUP_REQUIRED', 'Keyturn is not set up yet: an administrator must complete first-run setup.');
       const userId = randomUUID();
-      const { material, dek, kek } = await kdfCost(
+      const { material, dek, kek } = await kdfCost(() =>
         newKeyMaterial({ userId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amk.publicKey }),
       );
       const taken = () => new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
@@ -151,10 +155,10 @@ export function createAuthService(deps: AuthServiceDeps) {
         throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect.');
       };
       if (!found || found.user.disabled) {
-        wipe(await kdfCost(deriveMaster(body.password, DUMMY_SALT, config.kdf)));
+        wipe(await kdfCost(() => deriveMaster(body.password, DUMMY_SALT, config.kdf)));
         return fail(found ? 'disabled' : 'unknown_email');
       }
-      const unlocked = await kdfCost(unlockKeyMaterial(found.user.id, body.password, found.keys));
+      const unlocked = await kdfCost(() => unlockKeyMaterial(found.user.id, body.password, found.keys));
       if (!unlocked.ok) return fail(unlocked.reason === 'WRONG_PASSWORD' ? 'wrong_password' : 'key_check_failed');
       try {
         const s = await db.transaction(async (tx) => {
@@ -256,7 +260,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       }
       const r = await repo.findUserWithKeys(db, auth.userId);
       if (r?.user.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
-      const unlocked = await kdfCost(unlockKeyMaterial(r.user.id, password, r.keys));
+      const unlocked = await kdfCost(() => unlockKeyMaterial(r.user.id, password, r.keys));
       if (!unlocked.ok) {
         await repo.throttleFail(db, key, maxFailures, config.LOGIN_LOCK_SECONDS, clock.now());
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'admin_reauth_failed' } });

@@ -231,8 +231,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } });
         throw new AppError('RATE_LIMITED', 'Too many wrong passwords for this account. Try again later.', { retryAfterSeconds: blocked });
       }
-      deps.metrics.kdfCount.inc();
-      const unlocked = await unlockKeyMaterial(a.userId, body.currentPassword, user.keys);
+      const unlocked = await deps.auth.kdfCost(() => unlockKeyMaterial(a.userId, body.currentPassword, user.keys));
       if (!unlocked.ok && unlocked.reason === 'WRONG_PASSWORD') {
         await deps.authRepo.throttleFail(db, `login:${user.user.email}`, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS, clock.now());
         await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_current_password' } });
@@ -261,15 +260,16 @@ export function createRotationService(deps: RotationServiceDeps) {
       const amk = await deps.amkRepo.get(db);
       const toKv = t.fromKeyVersion + 1;
       const newDek = generateDek();
-      deps.metrics.kdfCount.inc();
-      const fresh = await newKeyMaterial({
-        userId: a.userId,
-        password: body.newPassword ?? body.currentPassword,
-        keyVersion: toKv,
-        kdf: config.kdf,
-        amkPublic: amk?.publicKey ?? null,
-        dek: newDek,
-      });
+      const fresh = await deps.auth.kdfCost(() =>
+        newKeyMaterial({
+          userId: a.userId,
+          password: body.newPassword ?? body.currentPassword,
+          keyVersion: toKv,
+          kdf: config.kdf,
+          amkPublic: amk?.publicKey ?? null,
+          dek: newDek,
+        }),
+      );
       const amkWrap = user.user.role === 'admin' ? await deps.amkRepo.wrapFor(db, a.userId) : null;
 
       // 4. Claim: approved → in_progress, one compare-and-set; exactly one executor wins.

@@ -44,14 +44,14 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
       throw new AppError('ADMIN_REAUTH_FAILED', 'The existing admin’s email or password is incorrect.');
     };
     if (found?.user.role !== 'admin' || found.user.disabled) return deny('not_an_admin');
-    const unlocked = await auth.kdfCost(unlockKeyMaterial(found.user.id, existing.password, found.keys));
+    const unlocked = await auth.kdfCost(() => unlockKeyMaterial(found.user.id, existing.password, found.keys));
     if (!unlocked.ok) return deny('admin_reauth_failed');
     const wrap = await amkRepo.wrapFor(db, found.user.id);
     const amkRow = await amkRepo.get(db);
     if (!wrap || !amkRow) return deny('no_amk_share');
     const newId = randomUUID();
     let priv: Buffer | null = null;
-    const fresh = await auth.kdfCost(newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey }));
+    const fresh = await auth.kdfCost(() => newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey }));
     try {
       priv = unwrapAmkForAdmin(unlocked.kek, wrap.wrappedPrivate, found.user.id, wrap.amkId);
       if (!amkPublicFromPrivate(priv).equals(amkRow.publicKey)) return deny('amk_mismatch');
@@ -111,7 +111,7 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
       }
       const adminId = randomUUID();
       const amkPair = await generateAmk();
-      const { material, dek, kek } = await auth.kdfCost(
+      const { material, dek, kek } = await auth.kdfCost(() =>
         newKeyMaterial({
           userId: adminId,
           password: body.password,
