@@ -7,6 +7,7 @@
 import { MaintenanceRunSchema, type MaintenanceRun, type SystemStatus, SystemStatusSchema } from '@keyturn/shared';
 import { beforeAll, expect, it } from 'vitest';
 import { offsetClock } from '../src/lib/clock';
+import { RUN_RETENTION_SECONDS } from '../src/modules/maintenance/maintenance.service';
 import { systemCtx } from '../src/lib/context';
 import {
   api,
@@ -305,6 +306,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
       backupsPurged: 6, // two rotations × (key-row snapshot + two secrets in a chunk)
       sessionsPurged: endedSessions.length,
       throttlesPurged: 1,
+      runsPurged: 0,
     });
     // tokens: the oracle is the counts before with the two overdue ones moved to expired
     expect(await countsOf(t.database)).toEqual({ ...counts, pending: counts.pending! - 1, approved: counts.approved! - 1, expired: 2 });
@@ -355,7 +357,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     const sessions = await dump(t.database, 'select id from sessions order by id');
     const head = await auditHead(t.database);
     const run = (await service().cleanup(ctx()))!;
-    expect(run.changes).toEqual({ tokensExpired: 0, backupsPurged: 0, sessionsPurged: 0, throttlesPurged: 0 });
+    expect(run.changes).toEqual({ tokensExpired: 0, backupsPurged: 0, sessionsPurged: 0, throttlesPurged: 0, runsPurged: 0 });
     expect(await dump(t.database, 'select * from rotation_tokens order by id')).toBe(state);
     expect(await dump(t.database, 'select id from rotation_backups order by id')).toBe(backups);
     expect(await dump(t.database, 'select token_id, chunk, row_count, md5(data) from rotation_backup_chunks order by token_id, chunk')).toBe(chunks);
@@ -502,6 +504,28 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
       // the run is stamped with the database's (moved) time
       expect(Date.parse(c.at) - Date.now()).toBeGreaterThan((PENDING_TTL - 3_600) * 1000);
       expect(s.audit.ok).toBe(true);
+    } finally {
+      clock.offsetMs = 0;
+    }
+  });
+  it('cleanup drops run records older than 30 days but keeps the newest of each kind, which status shows', async () => {
+    const kinds = async () => new Map((await queryRows<{ kind: string; n: number }>(t.database, 'select kind, count(*)::int as n from maintenance_runs group by kind')).map((r) => [r.kind, r.n]));
+    const before = await kinds();
+    const total = [...before.values()].reduce((a, b) => a + b, 0);
+    expect(before.get('audit_verify')).toBeGreaterThanOrEqual(1);
+    try {
+      // every run so far was made at most a few days into the (moved) clock: 40 days on, all are old
+      clock.offsetMs = (RUN_RETENTION_SECONDS + 10 * 86_400) * 1000;
+      const run = (await service().cleanup(ctx()))!;
+      expect(run.changes.runsPurged).toBe(total - before.size);
+      const after = await kinds();
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+      for (const [kind, n] of after) expect(n, kind).toBe(kind === 'cleanup' ? 2 : 1); // + the run just recorded
+      expect((await service().status()).audit.verdict).not.toBe('never_verified');
+      // the next cleanup drops the old cleanup record the last one kept (no longer the newest);
+      // the one after that finds nothing
+      expect((await service().cleanup(ctx()))!.changes.runsPurged).toBe(1);
+      expect((await service().cleanup(ctx()))!.changes.runsPurged).toBe(0);
     } finally {
       clock.offsetMs = 0;
     }

@@ -33,6 +33,8 @@ export interface MaintenanceDeps {
 
 /** One maintenance run at a time across every instance (waits, or skips for the scheduler). */
 const MAINTENANCE_LOCK = 727_274_003;
+/** How long maintenance run records (and audit verify verdicts) are kept: 30 days. */
+export const RUN_RETENTION_SECONDS = 30 * 86_400;
 const ENDED = ['rejected', 'cancelled', 'expired', 'revoked', 'failed', 'finalized', 'rolled_back', 'superseded'];
 
 export function createMaintenanceService(deps: MaintenanceDeps) {
@@ -111,9 +113,18 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .delete(throttles)
           .where(and(sql`coalesce(${throttles.blockedUntil}, ${throttles.windowStartedAt}) < ${now} - interval '1 day'`))
           .returning({ k: throttles.key });
+        // The run records themselves (cleanup, recover, audit verdicts: several an hour) past
+        // RUN_RETENTION, keeping the newest of each kind, which status reports.
+        const runs = await rowsOf<{ id: string }>(
+          tx,
+          sql`delete from maintenance_runs m
+              where m.at < ${now} - ${secs(RUN_RETENTION_SECONDS)}
+                and m.id <> (select x.id from maintenance_runs x where x.kind = m.kind order by x.at desc, x.id desc limit 1)
+              returning m.id`,
+        );
         return record(tx, ctx, {
           kind: 'cleanup',
-          changes: { tokensExpired: expired, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length },
+          changes: { tokensExpired: expired, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, runsPurged: runs.length },
         });
       });
     },
