@@ -57,12 +57,10 @@ export function createAuditRepo() {
      * seq = head + 1 under the lock: a rolled-back append leaves no gap.
      */
     async append(tx: DbOrTx, e: AuditInput): Promise<number> {
-      await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`);
+      // Lock, then head and time, in one round trip (migration 0003 explains the snapshot).
       const [head] = await rowsOf<{ seq: string | number | null; hash: string | null; at_text: string; at: Date }>(
         tx,
-        sql`select h.seq, h.hash, to_char(c.ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at_text, c.ts as at
-            from (select clock_timestamp() as ts) c
-            left join (select seq, hash from audit_events order by seq desc limit 1) h on true`,
+        sql`select head_seq as seq, head_hash as hash, at_text, at from keyturn_audit_head_locked(${AUDIT_LOCK})`,
       );
       const seq = Number(head?.seq ?? 0) + 1;
       const prevHash = head?.hash ?? GENESIS_HASH;
