@@ -23,6 +23,7 @@ interface Event {
 
 describeBoth('audit trail', (backend) => {
   const t = useTestApp(backend);
+  let admin: TestUser;
   let user: TestUser;
   let secretId: string;
   // seq is a bigint: node-postgres returns it as text, PGlite as a number.
@@ -30,7 +31,7 @@ describeBoth('audit trail', (backend) => {
     (await queryRows<Event>(t.database, `select * from audit_events where ${where} order by seq`)).map((e) => ({ ...e, seq: Number(e.seq) }));
 
   it('records register, login success and failure, secret writes and logout, one event each', async () => {
-    const admin = await setupAdmin(t.app);
+    admin = await setupAdmin(t.app);
     const startSeq = (await countRows(t.database, 'audit_events')) + 1;
     user = await registerUser(t.app);
     const failed = await api(t.app).post('/api/auth/login', { email: user.email, password: 'definitely not it' });
@@ -74,6 +75,32 @@ describeBoth('audit trail', (backend) => {
     // The request id in the audit row is the one the client saw.
     const loginEvent = got[2]!;
     expect(t.logs.entries().some((l) => l.reqId === loginEvent.request_id && (l.req as { url?: string } | undefined)?.url === '/api/auth/login')).toBe(true);
+  });
+
+  it('the export takes the list’s filters: only the matching events, oldest first; none: all of them; bad filters 400', async () => {
+    const lines = async (query: string) => {
+      const res = await api(t.app, admin).get(`/admin/api/audit/export${query}`);
+      expect(res.statusCode, res.body).toBe(200);
+      return { res, events: res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; action: string; outcome: string; actorEmail: string | null }) };
+    };
+    const all = await lines('');
+    expect(all.events.map((e) => e.seq)).toEqual((await events()).map((e) => e.seq));
+    expect(all.res.headers['content-disposition']).toBe('attachment; filename="keyturn-audit.ndjson"');
+
+    const logins = await lines(`?action=auth.login&actor=${encodeURIComponent(user.email.toUpperCase())}`);
+    const want = (await events(`action = 'auth.login' and actor_email = '${user.email}'`)).map((e) => e.seq);
+    expect(want.length).toBeGreaterThanOrEqual(2);
+    expect(logins.events.map((e) => e.seq)).toEqual(want); // oldest first, exactly the matches
+    expect(logins.res.headers['content-disposition']).toBe('attachment; filename="keyturn-audit-filtered.ndjson"');
+
+    const failures = await lines('?action=auth.login&outcome=failure');
+    expect(failures.events.map((e) => e.seq)).toEqual((await events("action = 'auth.login' and outcome = 'failure'")).map((e) => e.seq));
+    expect((await lines('?from=2999-01-01T00:00:00Z')).events).toEqual([]);
+
+    for (const bad of ['?outcome=maybe', '?from=yesterday', '?limit=5', `?action=${'a'.repeat(101)}`]) {
+      const res = await api(t.app, admin).get(`/admin/api/audit/export${bad}`);
+      expect(res.statusCode, bad).toBe(400);
+    }
   });
 
   it('verifies the chain and reports its head', async () => {

@@ -32,6 +32,10 @@ export const AuditQuerySchema = z.strictObject({
 });
 export type AuditQuery = z.infer<typeof AuditQuerySchema>;
 
+/** The export takes the list's filters (no paging: it streams every matching event). */
+export const AuditExportQuerySchema = AuditQuerySchema.omit({ limit: true, offset: true });
+export type AuditExportQuery = z.infer<typeof AuditExportQuerySchema>;
+
 export const AuditListSchema = z.object({ items: z.array(AuditEventSchema), total: z.number().int() });
 
 export const AuditVerifySchema = z.object({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AuditOutcome, AuditQuery } from '@keyturn/shared';
+import type { AuditExportQuery, AuditOutcome, AuditQuery } from '@keyturn/shared';
 import { and, count, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf } from '../../db/client';
 import { auditEvents } from '../../db/schema';
@@ -49,6 +49,18 @@ export function eventHash(prevHash: string, seq: number, atText: string, e: Audi
   return createHash('sha256').update(prevHash).update('|').update(body).digest('hex');
 }
 
+/** The list's and the export's filters (actor: case-insensitive substring; the rest exact). */
+function whereOf(q: AuditExportQuery): SQL | undefined {
+  const conds: SQL[] = [];
+  if (q.actor) conds.push(sql`${auditEvents.actorEmail} ilike ${`%${q.actor.replace(/[%_\\]/g, '\\$&')}%`}`);
+  if (q.action) conds.push(eq(auditEvents.action, q.action));
+  if (q.outcome) conds.push(eq(auditEvents.outcome, q.outcome));
+  if (q.target) conds.push(eq(auditEvents.target, q.target));
+  if (q.from) conds.push(gte(auditEvents.at, new Date(q.from)));
+  if (q.to) conds.push(lte(auditEvents.at, new Date(q.to)));
+  return conds.length ? and(...conds) : undefined;
+}
+
 export function createAuditRepo() {
   return {
     /**
@@ -78,17 +90,20 @@ export function createAuditRepo() {
     },
 
     async list(db: DbOrTx, q: AuditQuery) {
-      const conds: SQL[] = [];
-      if (q.actor) conds.push(sql`${auditEvents.actorEmail} ilike ${`%${q.actor.replace(/[%_\\]/g, '\\$&')}%`}`);
-      if (q.action) conds.push(eq(auditEvents.action, q.action));
-      if (q.outcome) conds.push(eq(auditEvents.outcome, q.outcome));
-      if (q.target) conds.push(eq(auditEvents.target, q.target));
-      if (q.from) conds.push(gte(auditEvents.at, new Date(q.from)));
-      if (q.to) conds.push(lte(auditEvents.at, new Date(q.to)));
-      const where = conds.length ? and(...conds) : undefined;
+      const where = whereOf(q);
       const items = await db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.seq)).limit(q.limit).offset(q.offset);
       const [total] = await db.select({ n: count() }).from(auditEvents).where(where);
       return { items, total: total?.n ?? 0 };
+    },
+
+    /** The events matching the list's filters, oldest first, after `afterSeq` (the export's pages). */
+    async pageMatching(db: DbOrTx, q: AuditExportQuery, afterSeq: number, limit: number) {
+      return db
+        .select()
+        .from(auditEvents)
+        .where(and(sql`${auditEvents.seq} > ${afterSeq}`, whereOf(q)))
+        .orderBy(auditEvents.seq)
+        .limit(limit);
     },
 
     /** Pages through the chain in seq order. */

@@ -1,4 +1,4 @@
-import { AuditListSchema, AuditQuerySchema, AuditVerifyQuerySchema, AuditVerifySchema } from '@keyturn/shared';
+import { AuditExportQuerySchema, AuditListSchema, AuditQuerySchema, AuditVerifyQuerySchema, AuditVerifySchema } from '@keyturn/shared';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { errorResponses } from '../../plugins/openapi';
 import type { AuditService } from './audit.service';
@@ -54,19 +54,26 @@ export const auditRoutes =
 
     app.get(
       '/admin/api/audit/export',
-      { schema: { tags, summary: 'The whole trail as NDJSON (oldest first), for shipping off-box', querystring: AuditQuerySchema.pick({}) } },
-      async (_request, reply) => {
+      {
+        schema: {
+          tags,
+          summary: 'The trail as NDJSON (oldest first), for shipping off-box; the list’s filters narrow it (none: everything)',
+          querystring: AuditExportQuerySchema,
+        },
+      },
+      async (request, reply) => {
+        const filtered = Object.keys(request.query).length > 0;
         const lines: string[] = [];
         let after = 0;
         for (;;) {
-          const page = await audit.page(after, 5000);
+          const page = await audit.pageMatching(request.query, after, 5000);
           if (page.length === 0) break;
           for (const r of page) lines.push(JSON.stringify(toApi(r)));
           after = page[page.length - 1]!.seq;
         }
         return reply
           .type('application/x-ndjson; charset=utf-8')
-          .header('content-disposition', 'attachment; filename="keyturn-audit.ndjson"')
+          .header('content-disposition', `attachment; filename="keyturn-audit${filtered ? '-filtered' : ''}.ndjson"`)
           .header('cache-control', 'no-store')
           .send(lines.length ? `${lines.join('\n')}\n` : '');
       },

@@ -1,4 +1,4 @@
-import { AppError, type AuditOutcome, type AuditQuery, type AuditVerify } from '@keyturn/shared';
+import { AppError, type AuditExportQuery, type AuditOutcome, type AuditQuery, type AuditVerify } from '@keyturn/shared';
 import type { Db, DbOrTx } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
 import { type AuditInput, type AuditRepo, eventHash, GENESIS_HASH } from './audit.repo';
@@ -111,6 +111,8 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
 
     count: () => repo.count(db),
     page: (afterSeq: number, limit: number) => repo.page(db, afterSeq, limit),
+    /** A page of the events matching the export's filters, oldest first. */
+    pageMatching: (q: AuditExportQuery, afterSeq: number, limit: number) => repo.pageMatching(db, q, afterSeq, limit),
   };
 }
 export type AuditService = ReturnType<typeof createAuditService>;

@@ -5,8 +5,13 @@ import { type AuditFilters, adminAuditKeys } from '../../../lib/query-keys';
 
 export type { AuditFilters };
 
-/** The whole trail as NDJSON, oldest first (the server takes no filters here). */
-export const AUDIT_EXPORT_URL = '/admin/api/audit/export';
+/** The trail as NDJSON, oldest first, narrowed by the same filters as the list (none: all of it). */
+export function auditExportUrl(filters: AuditFilters): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `/admin/api/audit/export?${s}` : '/admin/api/audit/export';
+}
 
 export const auditListQueryOptions = (filters: AuditFilters, offset: number, limit: number) =>
   queryOptions({

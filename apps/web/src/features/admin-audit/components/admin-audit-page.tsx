@@ -4,7 +4,7 @@ import { type FormEvent, useState } from 'react';
 import { PageHeader } from '../../../components/page-header';
 import { ErrorBlock, LoadingBlock } from '../../../components/query-state';
 import { formatDateTime } from '../../../lib/format';
-import { AUDIT_EXPORT_URL, type AuditFilters, useAuditList, useAuditVerify } from '../api/admin-audit.api';
+import { type AuditFilters, auditExportUrl, useAuditList, useAuditVerify } from '../api/admin-audit.api';
 
 const LIMIT = 50;
 /** Suggestions only: the filter matches an action name exactly, and the server may add more. */
@@ -81,6 +81,7 @@ export function AdminAuditPage() {
     setRangeError(null);
     setPage(1);
   };
+  const filtered = Object.values(filters).some(Boolean);
   const total = list.data?.total ?? 0;
   const pages = Math.max(1, Math.ceil(total / LIMIT));
 
@@ -90,8 +91,8 @@ export function AdminAuditPage() {
         title="Audit log"
         description="Every security-relevant action, hash-chained so tampering shows."
         actions={
-          <Button component="a" href={AUDIT_EXPORT_URL} download="keyturn-audit.ndjson" variant="default">
-            Export all (NDJSON)
+          <Button component="a" href={auditExportUrl(filters)} download={filtered ? 'keyturn-audit-filtered.ndjson' : 'keyturn-audit.ndjson'} variant="default">
+            {filtered ? 'Export filtered (NDJSON)' : 'Export all (NDJSON)'}
           </Button>
         }
       />
