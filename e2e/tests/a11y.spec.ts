@@ -128,7 +128,7 @@ test('user screens: vault, rotation request, rotation execution and its result',
   await verdict(report);
 });
 
-test('admin screens: rotation management (every tab and dialog), system health, audit log', async ({ page, request }) => {
+test('admin screens: rotation management (every tab and dialog), system health, audit log, administrators', async ({ page, request }) => {
   test.setTimeout(120_000);
   const admin = await ensureSetup(request);
   // One request in every tab: pending (two), approved, awaiting finalization, history (finalized
@@ -208,6 +208,14 @@ test('admin screens: rotation management (every tab and dialog), system health, 
   await expect(page.getByRole('heading', { name: 'Audit log', level: 1 })).toBeVisible();
   await expect(page.getByRole('table', { name: 'Audit events' })).toBeVisible();
   await report.scan(page, 'audit log');
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Administrators' }).click();
+  await expect(page.getByRole('heading', { name: 'Administrators', level: 1 })).toBeVisible();
+  await report.scan(page, 'administrators');
+  await field(page, 'Password').fill('short');
+  await page.getByRole('button', { name: 'Add administrator' }).click();
+  await expect(page.getByText('Strength: Too short')).toBeVisible();
+  await report.scan(page, 'administrators (validation errors, strength meter)');
 
   await verdict(report);
 });

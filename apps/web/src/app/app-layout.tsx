@@ -13,6 +13,7 @@ const ADMIN_LINKS = [
   { to: '/admin/key_rotation_management', label: 'Rotation management' },
   { to: '/admin/health', label: 'System health' },
   { to: '/admin/audit', label: 'Audit log' },
+  { to: '/admin/admins', label: 'Administrators' },
 ];
 
 export function AppLayout() {
@@ -79,6 +80,7 @@ export function AppLayout() {
                   <Menu.Item component={Link} to="/admin/key_rotation_management">Key Rotation</Menu.Item>
                   <Menu.Item component={Link} to="/admin/health">System health</Menu.Item>
                   <Menu.Item component={Link} to="/admin/audit">Audit log</Menu.Item>
+                  <Menu.Item component={Link} to="/admin/admins">Administrators</Menu.Item>
                 </Menu.Dropdown>
               </Menu>
             ) : null}

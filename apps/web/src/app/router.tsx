@@ -1,4 +1,5 @@
 import { createBrowserRouter, Navigate, Outlet } from 'react-router';
+import { AdminAccountsPage } from '../features/admin-accounts/components/admin-accounts-page';
 import { AdminAuditPage } from '../features/admin-audit/components/admin-audit-page';
 import { AdminHealthPage } from '../features/admin-health/components/admin-health-page';
 import { AdminRotationPage } from '../features/admin-rotation/components/admin-rotation-page';
@@ -54,6 +55,7 @@ export function createAppRouter() {
                     { path: 'key_rotation_management', element: <AdminRotationPage /> },
                     { path: 'health', element: <AdminHealthPage /> },
                     { path: 'audit', element: <AdminAuditPage /> },
+                    { path: 'admins', element: <AdminAccountsPage /> },
                     { path: '*', element: <NotFoundPage /> },
                   ],
                 },

@@ -40,3 +40,9 @@ export const adminAuditKeys = {
     [...adminAuditKeys.all, 'list', filters, offset, limit] as const,
   verify: () => [...adminAuditKeys.all, 'verify'] as const,
 };
+
+/** Adding an admin is a mutation only (no list to read back); the key names it in the mutation cache. */
+export const adminAccountKeys = {
+  all: ['admin-accounts'] as const,
+  create: () => [...adminAccountKeys.all, 'create'] as const,
+};
