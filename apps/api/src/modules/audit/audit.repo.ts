@@ -96,22 +96,12 @@ export function createAuditRepo() {
       return { items, total: total?.n ?? 0 };
     },
 
-    /** The events matching the list's filters, oldest first, after `afterSeq` (the export's pages). */
-    async pageMatching(db: DbOrTx, q: AuditExportQuery, afterSeq: number, limit: number) {
+    /** The chain in seq order after `afterSeq` (verify), narrowed by the list's filters (export). */
+    async page(db: DbOrTx, afterSeq: number, limit: number, q: AuditExportQuery = {}) {
       return db
         .select()
         .from(auditEvents)
         .where(and(sql`${auditEvents.seq} > ${afterSeq}`, whereOf(q)))
-        .orderBy(auditEvents.seq)
-        .limit(limit);
-    },
-
-    /** Pages through the chain in seq order. */
-    async page(db: DbOrTx, afterSeq: number, limit: number) {
-      return db
-        .select()
-        .from(auditEvents)
-        .where(sql`${auditEvents.seq} > ${afterSeq}`)
         .orderBy(auditEvents.seq)
         .limit(limit);
     },

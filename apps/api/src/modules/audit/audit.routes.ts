@@ -66,7 +66,7 @@ export const auditRoutes =
         const lines: string[] = [];
         let after = 0;
         for (;;) {
-          const page = await audit.pageMatching(request.query, after, 5000);
+          const page = await audit.page(after, 5000, request.query);
           if (page.length === 0) break;
           for (const r of page) lines.push(JSON.stringify(toApi(r)));
           after = page[page.length - 1]!.seq;

@@ -110,9 +110,8 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
     },
 
     count: () => repo.count(db),
-    page: (afterSeq: number, limit: number) => repo.page(db, afterSeq, limit),
     /** A page of the events matching the export's filters, oldest first. */
-    pageMatching: (q: AuditExportQuery, afterSeq: number, limit: number) => repo.pageMatching(db, q, afterSeq, limit),
+    page: (afterSeq: number, limit: number, q: AuditExportQuery = {}) => repo.page(db, afterSeq, limit, q),
   };
 }
 export type AuditService = ReturnType<typeof createAuditService>;

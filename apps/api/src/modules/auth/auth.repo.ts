@@ -62,7 +62,7 @@ export function createAuthRepo() {
     },
 
     /**
-     * A throttle key's state, prepared: whether it has a row at all (failures counted, so a
+     * A throttle key's state, prepared (login, admin re-authentication, rotation execute): whether it has a row at all (failures counted, so a
      * success must reset it) and for how many more seconds it is blocked (0: not blocked).
      */
     async throttleState(db: Db, key: string, clock: Clock): Promise<{ exists: boolean; blockedFor: number }> {
@@ -127,14 +127,6 @@ export function createAuthRepo() {
     },
 
     // ---- throttles (shared by every API instance) ----
-    async throttleBlockedFor(db: DbOrTx, key: string, now: SQL): Promise<number> {
-      const [r] = await db
-        .select({ s: sql<number>`ceil(extract(epoch from (${throttles.blockedUntil} - ${now})))::int` })
-        .from(throttles)
-        .where(and(eq(throttles.key, key), sql`${throttles.blockedUntil} > ${now}`));
-      return r?.s ?? 0;
-    },
-
     /** Count one failure atomically; block for lockSeconds once max failures fall in one window. */
     async throttleFail(db: DbOrTx, key: string, max: number, windowSeconds: number, now: SQL): Promise<number> {
       const [r] = await db

@@ -253,7 +253,8 @@ export function createAuthService(deps: AuthServiceDeps) {
      */
     async reauthenticateAdmin(ctx: RequestCtx, auth: AuthContext, password: string, maxFailures: number, action: string): Promise<Buffer> {
       const key = `admin-reauth:${auth.userId}`;
-      const blocked = await repo.throttleBlockedFor(db, key, clock.now());
+      const throttle = await repo.throttleState(db, key, clock);
+      const blocked = throttle.blockedFor;
       if (blocked > 0) {
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'reauth_throttled' } });
         throw new AppError('RATE_LIMITED', 'Too many wrong admin passwords. Try again later.', { retryAfterSeconds: blocked });
@@ -266,7 +267,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'admin_reauth_failed' } });
         throw new AppError('ADMIN_REAUTH_FAILED', 'The admin password is incorrect.');
       }
-      await repo.throttleReset(db, key);
+      if (throttle.exists) await repo.throttleReset(db, key);
       wipe(unlocked.dek);
       return unlocked.kek;
     },

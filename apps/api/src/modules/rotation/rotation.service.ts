@@ -226,7 +226,7 @@ export function createRotationService(deps: RotationServiceDeps) {
       const user = await deps.authRepo.findUserWithKeys(db, a.userId);
       if (!user) throw notFound();
       // Wrong guesses here count toward the login throttle, so a blocked account evaluates none here either.
-      const blocked = await deps.authRepo.throttleBlockedFor(db, `login:${user.user.email}`, clock.now());
+      const { blockedFor: blocked } = await deps.authRepo.throttleState(db, `login:${user.user.email}`, clock);
       if (blocked > 0) {
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } });
         throw new AppError('RATE_LIMITED', 'Too many wrong passwords for this account. Try again later.', { retryAfterSeconds: blocked });
