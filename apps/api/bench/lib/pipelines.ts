@@ -102,42 +102,17 @@ function reencrypt(userId: string, dek: Buffer, r: unknown[], sealWith: SealFn):
   return { id, kv, nameCt: sealWith(dek, name, aad.secretName(userId, id, kv)), valueCt: sealWith(dek, value, aad.secretValue(userId, id, kv)) };
 }
 
-/** The floor: SELECT → decrypt → encrypt → binary COPY, chunk after chunk; one UPDATE → COMMIT. */
-export async function floorRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
+/** BEGIN → body → COMMIT on one connection, timing the commit; ROLLBACK if the body throws. */
+function timedTransaction(parent: Parent, stages: Record<string, number>, body: (c: RawConn) => Promise<number>): Promise<PipelineRun> {
   return parent.withConn(async (c) => {
-    const stages = { select: 0, crypto: 0, write: 0, commit: 0 };
-    let n = 0;
     const t0 = performance.now();
     await c.exec('begin');
     try {
-      await c.exec('create temp table bench_floor (id uuid, kv int4, n bytea, v bytea) on commit drop');
-      let t = performance.now();
-      stages.write += t - t0;
-      for await (const rows of selectChunks(c, user.id)) {
-        stages.select += performance.now() - t;
-        t = performance.now();
-        const out: CopyValue[][] = new Array(rows.length);
-        // The engine's own serial sealer (one CSPRNG draw of nonces per chunk), as fast as it gets.
-        const sealWith = batchSealer(rows.length * 2);
-        for (let i = 0; i < rows.length; i++) {
-          const r = reencrypt(user.id, dek, rows[i]!, sealWith);
-          out[i] = [{ uuid: r.id }, { int4: r.kv }, { bytes: r.nameCt }, { bytes: r.valueCt }];
-        }
-        stages.crypto += performance.now() - t;
-        t = performance.now();
-        await c.copyIn('bench_floor (id, kv, n, v)', encodeBinaryCopy(out));
-        n += rows.length;
-        stages.write += performance.now() - t;
-        t = performance.now();
-      }
-      stages.select += performance.now() - t;
-      t = performance.now();
-      await c.exec('update secrets s set key_version = f.kv, name_ct = f.n, value_ct = f.v from bench_floor f where s.id = f.id');
-      stages.write += performance.now() - t;
-      t = performance.now();
+      const rows = await body(c);
+      const t = performance.now();
       await c.exec('commit');
       stages.commit = performance.now() - t;
-      return { ms: performance.now() - t0, rows: n, stages };
+      return { ms: performance.now() - t0, rows, stages };
     } catch (e) {
       await c.exec('rollback').catch(() => {});
       throw e;
@@ -145,35 +120,55 @@ export async function floorRun(parent: Parent, user: BenchUser, dek: Buffer): Pr
   });
 }
 
-/** The naive baseline: the same SELECT and crypto, then one UPDATE (prepared) per row. */
-export async function naiveRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
-  return parent.withConn(async (c) => {
-    const stages = { select: 0, cryptoAndWrites: 0, commit: 0 };
-    let n = 0;
-    const t0 = performance.now();
-    await c.exec('begin');
-    try {
-      let t = performance.now();
-      for await (const rows of selectChunks(c, user.id)) {
-        stages.select += performance.now() - t;
-        t = performance.now();
-        const sealWith = batchSealer(rows.length * 2);
-        for (const row of rows) {
-          const r = reencrypt(user.id, dek, row, sealWith);
-          await c.exec('update secrets set key_version = $2, name_ct = $3, value_ct = $4 where id = $1', [r.id, r.kv, r.nameCt, r.valueCt], 'bench_naive_update');
-        }
-        n += rows.length;
-        stages.cryptoAndWrites += performance.now() - t;
-        t = performance.now();
-      }
-      stages.select += performance.now() - t;
-      t = performance.now();
-      await c.exec('commit');
-      stages.commit = performance.now() - t;
-      return { ms: performance.now() - t0, rows: n, stages };
-    } catch (e) {
-      await c.exec('rollback').catch(() => {});
-      throw e;
-    }
+/** Each chunk of the user's rows, re-encrypted with one batch sealer; times the SELECT and the crypto. */
+async function eachReencryptedChunk(c: RawConn, user: BenchUser, dek: Buffer, stages: { select: number; crypto: number }, work: (rows: ReturnType<typeof reencrypt>[]) => Promise<void>): Promise<number> {
+  let n = 0;
+  let t = performance.now();
+  for await (const rows of selectChunks(c, user.id)) {
+    stages.select += performance.now() - t;
+    // The engine's own serial sealer (one CSPRNG draw of nonces per chunk), as fast as it gets.
+    t = performance.now();
+    const sealWith = batchSealer(rows.length * 2);
+    const done = rows.map((row) => reencrypt(user.id, dek, row, sealWith));
+    stages.crypto += performance.now() - t;
+    await work(done);
+    n += rows.length;
+    t = performance.now();
+  }
+  stages.select += performance.now() - t;
+  return n;
+}
+
+/** The floor: SELECT → decrypt → encrypt → binary COPY, chunk after chunk; one UPDATE → COMMIT. */
+export function floorRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
+  const stages = { select: 0, crypto: 0, write: 0, commit: 0 };
+  return timedTransaction(parent, stages, async (c) => {
+    let t = performance.now();
+    await c.exec('create temp table bench_floor (id uuid, kv int4, n bytea, v bytea) on commit drop');
+    stages.write += performance.now() - t;
+    const n = await eachReencryptedChunk(c, user, dek, stages, async (done) => {
+      const out: CopyValue[][] = done.map((r) => [{ uuid: r.id }, { int4: r.kv }, { bytes: r.nameCt }, { bytes: r.valueCt }]);
+      const w = performance.now();
+      await c.copyIn('bench_floor (id, kv, n, v)', encodeBinaryCopy(out));
+      stages.write += performance.now() - w;
+    });
+    t = performance.now();
+    await c.exec('update secrets s set key_version = f.kv, name_ct = f.n, value_ct = f.v from bench_floor f where s.id = f.id');
+    stages.write += performance.now() - t;
+    return n;
   });
+}
+
+/** The naive baseline: the same SELECT and crypto, then one UPDATE (prepared) per row. */
+export function naiveRun(parent: Parent, user: BenchUser, dek: Buffer): Promise<PipelineRun> {
+  const stages = { select: 0, crypto: 0, write: 0, commit: 0 };
+  return timedTransaction(parent, stages, (c) =>
+    eachReencryptedChunk(c, user, dek, stages, async (done) => {
+      const w = performance.now();
+      for (const r of done) {
+        await c.exec('update secrets set key_version = $2, name_ct = $3, value_ct = $4 where id = $1', [r.id, r.kv, r.nameCt, r.valueCt], 'bench_naive_update');
+      }
+      stages.write += performance.now() - w;
+    }),
+  );
 }
