@@ -139,7 +139,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(rotationUserRoutes(container.rotation, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(rotationAdminRoutes(container.rotation));
   await app.register(auditRoutes(container.audit, container.auditVerdicts));
-  await app.register(adminAccountRoutes(container.setup));
+  await app.register(adminAccountRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(maintenanceRoutes(container.maintenance));
   await app.register(healthRoutes(container));
 

@@ -7,7 +7,9 @@ import { expect, it } from 'vitest';
 import { api, describeBoth, registerUser, setupAdmin, useTestApp } from './harness';
 
 describeBoth('argon2id slots', (backend) => {
-  const t = useTestApp(backend, { env: { KDF_MAX_CONCURRENCY: '1', AUTH_RATE_LIMIT_PER_MINUTE: '1000' } });
+  // One account, 12 attempts at once: the per-account throttle reserves a slot per attempt in
+  // flight (auth README A5), so its cap is raised above 12 to let this test see the semaphore alone.
+  const t = useTestApp(backend, { env: { KDF_MAX_CONCURRENCY: '1', AUTH_RATE_LIMIT_PER_MINUTE: '1000', LOGIN_MAX_FAILURES: '20' } });
 
   it('12 concurrent sign-ins (8 right, 4 wrong) through one slot: every answer right, 12 derivations', async () => {
     expect(t.config.KDF_MAX_CONCURRENCY).toBe(1);

@@ -108,8 +108,13 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write('Admins exist already: pass --existing-admin <email> (their password shares the admin master key).\n');
         return 2;
       }
+      const by = await c.repos.authRepo.findUserWithKeysByEmail(c.db, existing.trim().toLowerCase());
+      if (by?.user.role !== 'admin') {
+        process.stderr.write(`${existing} is not an administrator.\n`);
+        return 1;
+      }
       const existingPw = await readPassword(`Password of existing admin ${existing}`);
-      const user = await c.setup.addAdmin(ctx, { email: existing.trim().toLowerCase(), password: existingPw }, { email: email.data, password });
+      const user = await c.setup.addAdmin(ctx, by.user.id, existingPw, { email: email.data, password });
       print(out, `Admin ${user.email} created; the admin master key is shared with them.`, { created: user.email, first: false, id: user.id });
       return 0;
     }

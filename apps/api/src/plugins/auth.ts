@@ -3,7 +3,7 @@ import { AppError } from '@keyturn/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestCtx } from '../lib/context';
 import type { AuditService } from '../modules/audit/audit.service';
-import type { AuthContext, AuthService, PrefetchedSecret } from '../modules/auth/auth.service';
+import { type AuthContext, type AuthService, type PrefetchedSecret, STALE } from '../modules/auth/auth.service';
 import { csrfMatches } from '../modules/auth/tokens';
 
 declare module 'fastify' {
@@ -56,6 +56,7 @@ export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
     if (!token) throw new AppError('UNAUTHENTICATED', 'Sign in first.');
     const prefetch = request.routeOptions.config.prefetchSecretId;
     const resolved = await opts.auth.resolve(token, prefetch?.(request));
+    if (resolved === STALE) throw new AppError('UNAUTHENTICATED', 'Your keys were rotated after this session began. Sign in again.', { reason: 'key_rotated' });
     if (!resolved) throw new AppError('UNAUTHENTICATED', 'Your session has ended. Sign in again.');
     const { prefetched, ...a } = resolved;
     // Cookies ride along on cross-site requests; bearer tokens do not. So only cookie callers

@@ -54,7 +54,7 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('concurrency: races settled by the d
     // A second admin shares the AMK through the first admin's fresh password (as `admin create` does).
     const email = uniqueEmail('admin2');
     const password = strongPassword();
-    await A.app.container.setup.addAdmin(systemCtx('test-add-admin', 'test'), { email: admin.email, password: admin.password }, { email, password });
+    await A.app.container.setup.addAdmin(systemCtx('test-add-admin', 'test'), admin.id, admin.password, { email, password });
     admin2 = await login(B.app, email, password);
   }, 60_000);
 

@@ -47,12 +47,30 @@ export const userKeys = pgTable('user_keys', {
   updatedAt: tsz('updated_at').notNull().defaultNow(),
 });
 
-/** Failure counters shared by every API instance (login per account, admin re-auth). */
+/**
+ * Failure counters shared by every API instance (sign-in per account, admin re-authentication,
+ * setup code). An attempt reserves a slot (`in_flight`) before its argon2 work and settles it
+ * after: a failure moves it to `failures`, a success gives it back (modules/auth/README.md A5).
+ */
 export const throttles = pgTable('throttles', {
   key: text('key').primaryKey(),
+  /** Failed attempts in the current window. */
   failures: integer('failures').notNull().default(0),
+  /** Attempts reserved and not yet settled (being evaluated). */
+  inFlight: integer('in_flight').notNull().default(0),
   windowStartedAt: tsz('window_started_at').notNull().defaultNow(),
   blockedUntil: tsz('blocked_until'),
+});
+
+/**
+ * Per-client request counters (fixed windows) shared by every API instance: the store of
+ * @fastify/rate-limit on Postgres (plugins/rate-limit-store.ts). UNLOGGED (migration 0004): a
+ * database crash forgets the current windows, which is harmless.
+ */
+export const rateLimits = pgTable('rate_limits', {
+  key: text('key').primaryKey(),
+  windowStartedAt: tsz('window_started_at').notNull(),
+  hits: integer('hits').notNull(),
 });
 
 export const systemSettings = pgTable('system_settings', {
@@ -72,6 +90,12 @@ export const sessions = pgTable(
     keyVersion: integer('key_version').notNull(),
     /** The DEK sealed under the per-session key, which only the client's token carries. */
     wrappedDek: bytea('wrapped_dek').notNull(),
+    /**
+     * SHA-256 of the per-session key (bound to the session id): every request proves it holds the
+     * key (modules/auth/README.md A8). Null only for sessions made before migration 0004, which
+     * that migration revoked.
+     */
+    keyHash: bytea('key_hash'),
     createdAt: tsz('created_at').notNull().defaultNow(),
     expiresAt: tsz('expires_at').notNull(),
     revokedAt: tsz('revoked_at'),

@@ -1,7 +1,7 @@
 import type { KeyMaterial } from '@keyturn/shared/crypto';
 import { and, eq, isNull, ne, type SQL, sql } from 'drizzle-orm';
-import { type Db, type DbOrTx, preparedPerDb } from '../../db/client';
-import { secrets, sessions, throttles, userKeys, users } from '../../db/schema';
+import { type Db, type DbOrTx, preparedPerDb, rowsOf } from '../../db/client';
+import { secrets, sessions, userKeys, users } from '../../db/schema';
 import { type Clock, PREPARED_NOW } from '../../lib/clock';
 
 export type UserRow = typeof users.$inferSelect;
@@ -9,7 +9,7 @@ export type KeyRow = typeof userKeys.$inferSelect;
 
 /** What a request needs of its session and user: only these columns are read and decoded. */
 const LIVE_SESSION_FIELDS = {
-  session: { id: sessions.id, keyVersion: sessions.keyVersion, wrappedDek: sessions.wrappedDek, expiresAt: sessions.expiresAt },
+  session: { id: sessions.id, keyVersion: sessions.keyVersion, wrappedDek: sessions.wrappedDek, keyHash: sessions.keyHash, expiresAt: sessions.expiresAt },
   user: { id: users.id, email: users.email, role: users.role },
   currentKeyVersion: userKeys.keyVersion,
 };
@@ -40,11 +40,6 @@ const statementsOf = preparedPerDb((db: Db) => {
       .innerJoin(userKeys, eq(userKeys.userId, users.id))
       .where(eq(users.email, sql.placeholder('email')))
       .prepare('auth_user_by_email'),
-    throttle: db
-      .select({ blockedFor: sql<number>`ceil(greatest(0, extract(epoch from (${throttles.blockedUntil} - ${PREPARED_NOW}))))::int` })
-      .from(throttles)
-      .where(eq(throttles.key, sql.placeholder('key')))
-      .prepare('auth_throttle'),
   };
 });
 
@@ -59,15 +54,6 @@ export function createAuthRepo() {
     async userByEmail(db: Db, email: string) {
       const [r] = await statementsOf(db).userByEmail.execute({ email });
       return r ?? null;
-    },
-
-    /**
-     * A throttle key's state, prepared (login, admin re-authentication, rotation execute): whether it has a row at all (failures counted, so a
-     * success must reset it) and for how many more seconds it is blocked (0: not blocked).
-     */
-    async throttleState(db: Db, key: string, clock: Clock): Promise<{ exists: boolean; blockedFor: number }> {
-      const [r] = await statementsOf(db).throttle.execute({ key, ...clock.params() });
-      return { exists: !!r, blockedFor: r?.blockedFor ?? 0 };
     },
 
     async findUserWithKeys(db: DbOrTx, userId: string, lock?: 'update' | 'share') {
@@ -126,32 +112,47 @@ export function createAuthRepo() {
       return r.length;
     },
 
-    // ---- throttles (shared by every API instance) ----
-    /** Count one failure atomically; block for lockSeconds once max failures fall in one window. */
-    async throttleFail(db: DbOrTx, key: string, max: number, windowSeconds: number, now: SQL): Promise<number> {
-      const [r] = await db
-        .insert(throttles)
-        .values({ key, failures: 1, windowStartedAt: sql`${now}` })
-        .onConflictDoUpdate({
-          target: throttles.key,
-          set: {
-            failures: sql`case when ${throttles.windowStartedAt} < ${now} - ${windowSeconds} * interval '1 second' then 1 else ${throttles.failures} + 1 end`,
-            windowStartedAt: sql`case when ${throttles.windowStartedAt} < ${now} - ${windowSeconds} * interval '1 second' then ${now} else ${throttles.windowStartedAt} end`,
-          },
-        })
-        .returning({ failures: throttles.failures });
-      const failures = r?.failures ?? 1;
-      if (failures >= max) {
-        await db
-          .update(throttles)
-          .set({ blockedUntil: sql`${now} + ${windowSeconds} * interval '1 second'`, failures: 0, windowStartedAt: sql`${now}` })
-          .where(eq(throttles.key, key));
-      }
-      return failures;
+    // ---- throttles (shared by every API instance; modules/auth/README.md A5) ----
+    /**
+     * Reserve one attempt under `key`, atomically, before the attempt's argon2 work: refused while
+     * the key is blocked, or while settled failures plus attempts still being evaluated fill the
+     * cap. A window older than `windowSeconds` (or a block that ended) starts afresh. Refused:
+     * `blockedFor` is the block's remainder in seconds, or 0 when the key is not blocked but
+     * attempts still in flight fill the cap (busy: they may yet succeed).
+     */
+    async throttleReserve(db: DbOrTx, key: string, max: number, windowSeconds: number, now: SQL): Promise<{ reserved: boolean; blockedFor: number }> {
+      const fresh = sql`(t.window_started_at <= ${now} - ${windowSeconds} * interval '1 second' or (t.blocked_until is not null and t.blocked_until <= ${now}))`;
+      const [r] = await rowsOf<{ reserved: boolean; wait: number | null }>(
+        db,
+        sql`with ins as (
+              insert into throttles as t (key, failures, in_flight, window_started_at) values (${key}, 0, 1, ${now})
+              on conflict (key) do update set
+                failures = case when ${fresh} then 0 else t.failures end,
+                in_flight = case when ${fresh} then 1 else t.in_flight + 1 end,
+                window_started_at = case when ${fresh} then ${now} else t.window_started_at end,
+                blocked_until = case when ${fresh} then null else t.blocked_until end
+              where ${fresh} or ((t.blocked_until is null or t.blocked_until <= ${now}) and t.failures + t.in_flight < ${max})
+              returning 1)
+            select exists (select 1 from ins) as reserved,
+                   (select ceil(extract(epoch from (t.blocked_until - ${now})))::int from throttles t where t.key = ${key} and t.blocked_until > ${now}) as wait`,
+      );
+      return { reserved: !!r?.reserved, blockedFor: r?.wait ?? 0 };
     },
 
-    async throttleReset(db: DbOrTx, key: string): Promise<void> {
-      await db.delete(throttles).where(eq(throttles.key, key));
+    /**
+     * Settle a reserved attempt. `failure`: it becomes a counted failure, and the one that reaches
+     * `max` blocks the key for `lockSeconds`. `success`: its slot is given back and the
+     * consecutive failures are cleared. `abandon`: the slot is given back, nothing counted (the
+     * attempt never reached a password check).
+     */
+    async throttleSettle(db: DbOrTx, key: string, outcome: 'failure' | 'success' | 'abandon', max: number, lockSeconds: number, now: SQL): Promise<void> {
+      const set =
+        outcome === 'failure'
+          ? sql`failures = failures + 1, blocked_until = case when failures + 1 >= ${max} then ${now} + ${lockSeconds} * interval '1 second' else blocked_until end`
+          : outcome === 'success'
+            ? sql`failures = 0`
+            : sql`failures = failures`;
+      await db.execute(sql`update throttles set in_flight = greatest(in_flight - 1, 0), ${set} where key = ${key}`);
     },
   };
 }

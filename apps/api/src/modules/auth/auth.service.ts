@@ -9,7 +9,7 @@ import {
   wipe,
   wrapForSession,
 } from '@keyturn/shared/crypto';
-import { type Db, type DbOrTx, isUniqueViolation } from '../../db/client';
+import { type Db, type DbOrTx, isUniqueViolation, userKeyGate } from '../../db/client';
 import { type secrets, users } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import { createSemaphore } from '../../lib/semaphore';
@@ -17,7 +17,7 @@ import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
 import type { AmkRepo } from '../setup/amk.repo';
 import type { AuthRepo, KeyRow, UserRow } from './auth.repo';
-import { csrfTokenFor, type SessionClaims, type TokenSigner } from './tokens';
+import { csrfTokenFor, type SessionClaims, sessionKeyHash, sessionKeyMatches, sessionRefFor, type TokenSigner } from './tokens';
 
 export interface AuthServiceDeps {
   db: Db;
@@ -33,6 +33,7 @@ export interface AuthServiceDeps {
     SESSION_TTL_SECONDS: number;
     LOGIN_MAX_FAILURES: number;
     LOGIN_LOCK_SECONDS: number;
+    ADMIN_REAUTH_MAX_FAILURES: number;
   };
   /** Counts argon2 derivations (metrics, and the tests that prove none happen on bad input). */
   onKdf?: () => void;
@@ -52,6 +53,24 @@ export interface AuthContext {
   expiresAt: Date;
 }
 
+/** A throttle's cap and the message of its 429 (README A5). */
+export interface ThrottleLimit {
+  max: number;
+  message: string;
+  /** The answer when only attempts in flight fill the cap (default: 429, retry in a second). */
+  busy?: () => AppError;
+}
+
+/** A reserved guess; settle it exactly once (later calls do nothing). */
+export interface ThrottledAttempt {
+  failed(): Promise<void>;
+  /** In the success's own transaction when one is given (call rolledBack if that transaction fails). */
+  succeeded(tx?: DbOrTx): Promise<void>;
+  abandoned(): Promise<void>;
+  /** The transaction that settled the attempt rolled back: it is unsettled again. */
+  rolledBack(): void;
+}
+
 /** A secret read together with the session (see `resolve`'s prefetch): the row, or null if none. */
 export type PrefetchedSecret = typeof secrets.$inferSelect | null;
 
@@ -64,10 +83,13 @@ export const toUser = (u: UserRow, k: Pick<KeyRow, 'keyVersion'>): User => ({
 });
 
 const DUMMY_SALT = randomBytes(16);
+/** resolve's answer for a live session whose key version is no longer the user's (README A9). */
+export const STALE = Symbol('stale session');
 
 export function createAuthService(deps: AuthServiceDeps) {
   const { db, repo, audit, clock, signer, config } = deps;
   const loginKey = (email: string) => `login:${email}`;
+  const sessionRef = (sid: string) => sessionRefFor(config.jwtSecret, sid);
 
   /** A new session row holding the DEK under a fresh session key; returns the client's token. */
   async function openSession(tx: DbOrTx, user: UserRow, keyVersion: number, dek: Buffer): Promise<Omit<Session, 'user'> & { sessionId: string }> {
@@ -75,7 +97,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     const sessionKey = randomBytes(32);
     const expiresAt = await repo.insertSession(
       tx,
-      { id: sessionId, userId: user.id, keyVersion, wrappedDek: wrapForSession(sessionKey, dek, sessionId, user.id, keyVersion) },
+      { id: sessionId, userId: user.id, keyVersion, wrappedDek: wrapForSession(sessionKey, dek, sessionId, user.id, keyVersion), keyHash: sessionKeyHash(sessionId, sessionKey) },
       config.SESSION_TTL_SECONDS,
       clock.now(),
     );
@@ -96,10 +118,79 @@ export function createAuthService(deps: AuthServiceDeps) {
     return kdfSlots.run(derive);
   }
 
+  /**
+   * Reserve one guess under a throttle key before its argon2 work (README A5). Refused while the
+   * key is blocked (429 with the block's remainder, after `refused`, e.g. an audit), or while
+   * attempts still in flight fill its slots: then `limit.busy` if given (e.g. 409 LOST_RACE for
+   * parallel executes of one rotation), else 429 with Retry-After 1. The caller settles the
+   * returned attempt: failed (counted), succeeded (slot back, failures cleared) or abandoned (slot
+   * back, nothing counted). An attempt a crash never settles keeps its slot until the window
+   * ends: it fails closed.
+   */
+  async function reserveAttempt(key: string, limit: ThrottleLimit, refused: () => Promise<unknown>): Promise<ThrottledAttempt> {
+    const r = await repo.throttleReserve(db, key, limit.max, config.LOGIN_LOCK_SECONDS, clock.now());
+    if (!r.reserved) {
+      if (r.blockedFor === 0 && limit.busy) throw limit.busy();
+      await refused();
+      throw new AppError('RATE_LIMITED', limit.message, { retryAfterSeconds: Math.max(1, r.blockedFor) });
+    }
+    let settled = false;
+    const settle = async (outcome: 'failure' | 'success' | 'abandon', tx?: DbOrTx) => {
+      // Inside a transaction it always runs: a retried transaction (db/retry.ts) runs it again,
+      // and only the run that commits counts. Outside, once.
+      if (settled && !tx) return;
+      settled = true;
+      await repo.throttleSettle(tx ?? db, key, outcome, limit.max, config.LOGIN_LOCK_SECONDS, clock.now());
+    };
+    return {
+      failed: () => settle('failure'),
+      succeeded: (tx) => settle('success', tx),
+      abandoned: () => settle('abandon'),
+      rolledBack: () => {
+        settled = false;
+      },
+    };
+  }
+
+  const loginLimit = (): ThrottleLimit => ({ max: config.LOGIN_MAX_FAILURES, message: 'Too many failed sign-ins for this account. Try again later.' });
+
+  /**
+   * Fresh re-authentication of an admin (approve, finalize, restore, adding an admin): the
+   * password verified in this request, through the admin re-authentication throttle (one
+   * counter per admin, README A5). Returns the admin's KEK for the AMK unwrap; the caller wipes it.
+   */
+  async function reauthenticateAdmin(ctx: RequestCtx, adminId: string, password: string, action: string): Promise<Buffer> {
+    const target = `user:${adminId}`;
+    const attempt = await reserveAttempt(
+      `admin-reauth:${adminId}`,
+      { max: config.ADMIN_REAUTH_MAX_FAILURES, message: 'Too many wrong admin passwords. Try again later.' },
+      () => audit.recordDetached(ctx, { action, outcome: 'denied', target, details: { reason: 'reauth_throttled' } }),
+    );
+    try {
+      const r = await repo.findUserWithKeys(db, adminId);
+      if (r?.user.role !== 'admin' || r.user.disabled) throw new AppError('FORBIDDEN', 'This needs an administrator.');
+      const unlocked = await kdfCost(() => unlockKeyMaterial(r.user.id, password, r.keys));
+      if (!unlocked.ok) {
+        await attempt.failed();
+        await audit.recordDetached(ctx, { action, outcome: 'denied', target, details: { reason: 'admin_reauth_failed' } });
+        throw new AppError('ADMIN_REAUTH_FAILED', 'The admin password is incorrect.');
+      }
+      await attempt.succeeded();
+      wipe(unlocked.dek);
+      return unlocked.kek;
+    } finally {
+      await attempt.abandoned();
+    }
+  }
+
   return {
     openSession,
+    sessionRef,
     /** For argon2 derivations made elsewhere (setup, rotation): the same metric and the same slots. */
     kdfCost,
+    reserveAttempt,
+    loginLimit,
+    reauthenticateAdmin,
 
     /** Create a user with key version 1 and a pending A-DEK (no admin needed); sign them in. */
     async register(ctx: RequestCtx, body: RegisterBody) {
@@ -120,7 +211,7 @@ export function createAuthService(deps: AuthServiceDeps) {
             action: 'user.registered',
             outcome: 'success',
             target: `user:${user!.id}`,
-            details: { keyVersion: 1, sessionId: s.sessionId },
+            details: { keyVersion: 1, session: sessionRef(s.sessionId) },
           });
           return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(user!, { keyVersion: 1 }) };
         });
@@ -135,54 +226,68 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     /** Unknown email and wrong password answer the same, after the same argon2 work. */
     async login(ctx: RequestCtx, body: LoginBody): Promise<Session> {
-      const key = loginKey(body.email);
-      // Two independent reads, both prepared, in parallel: one round trip before the argon2 work.
-      const [throttle, found] = await Promise.all([repo.throttleState(db, key, clock), repo.userByEmail(db, body.email)]);
-      const blocked = throttle.blockedFor;
-      if (blocked > 0) {
-        await audit.recordDetached(ctx, { action: 'auth.login', outcome: 'denied', target: `email:${body.email}`, details: { reason: 'throttled' } });
-        throw new AppError('RATE_LIMITED', 'Too many failed sign-ins for this account. Try again later.', { retryAfterSeconds: blocked });
-      }
-      const fail = async (reason: string): Promise<never> => {
-        await repo.throttleFail(db, key, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS, clock.now());
-        await audit.recordDetached(ctx, {
-          action: 'auth.login',
-          outcome: 'failure',
-          target: `email:${body.email}`,
-          actor: found ? { id: found.user.id, email: found.user.email, role: found.user.role } : { email: body.email },
-          details: { reason },
-        });
-        throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect.');
-      };
-      if (!found || found.user.disabled) {
-        wipe(await kdfCost(() => deriveMaster(body.password, DUMMY_SALT, config.kdf)));
-        return fail(found ? 'disabled' : 'unknown_email');
-      }
-      const unlocked = await kdfCost(() => unlockKeyMaterial(found.user.id, body.password, found.keys));
-      if (!unlocked.ok) return fail(unlocked.reason === 'WRONG_PASSWORD' ? 'wrong_password' : 'key_check_failed');
+      // The attempt is reserved before the argon2 work (README A5), alongside the user's read.
+      const [attempt, found] = await Promise.all([
+        reserveAttempt(loginKey(body.email), loginLimit(), () =>
+          audit.recordDetached(ctx, { action: 'auth.login', outcome: 'denied', target: `email:${body.email}`, details: { reason: 'throttled' } }),
+        ),
+        repo.userByEmail(db, body.email),
+      ]);
       try {
-        const s = await db.transaction(async (tx) => {
-          const s = await openSession(tx, found.user, found.keys.keyVersion, unlocked.dek);
-          // A success clears the failure count; with no count there is nothing to clear.
-          if (throttle.exists) await repo.throttleReset(tx, key);
-          await audit.record(tx, { ...ctx, actor: { id: found.user.id, email: found.user.email, role: found.user.role } }, {
+        const fail = async (reason: string): Promise<never> => {
+          await attempt.failed();
+          await audit.recordDetached(ctx, {
             action: 'auth.login',
-            outcome: 'success',
-            target: `user:${found.user.id}`,
-            details: { sessionId: s.sessionId },
+            outcome: 'failure',
+            target: `email:${body.email}`,
+            actor: found ? { id: found.user.id, email: found.user.email, role: found.user.role } : { email: body.email },
+            details: { reason },
           });
-          return s;
-        });
-        return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(found.user, found.keys) };
+          throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect.');
+        };
+        if (!found || found.user.disabled) {
+          wipe(await kdfCost(() => deriveMaster(body.password, DUMMY_SALT, config.kdf)));
+          return await fail(found ? 'disabled' : 'unknown_email');
+        }
+        const unlocked = await kdfCost(() => unlockKeyMaterial(found.user.id, body.password, found.keys));
+        if (!unlocked.ok) return await fail(unlocked.reason === 'WRONG_PASSWORD' ? 'wrong_password' : 'key_check_failed');
+        try {
+          const s = await db.transaction(async (tx) => {
+            // The key row the password unlocked must still be the user's keys (README A9): a
+            // rotation or restore that committed during the derivation revoked every session it
+            // saw, and this one would be for a dead key version.
+            await tx.execute(userKeyGate(found.user.id, 'shared'));
+            const now = await repo.findUserWithKeys(tx, found.user.id, 'share');
+            if (!now || now.keys.keyVersion !== found.keys.keyVersion || !now.keys.wrappedDek.equals(found.keys.wrappedDek)) {
+              throw new AppError('LOST_RACE', 'Your keys changed while you were signing in. Sign in again.');
+            }
+            const s = await openSession(tx, found.user, found.keys.keyVersion, unlocked.dek);
+            await attempt.succeeded(tx);
+            await audit.record(tx, { ...ctx, actor: { id: found.user.id, email: found.user.email, role: found.user.role } }, {
+              action: 'auth.login',
+              outcome: 'success',
+              target: `user:${found.user.id}`,
+              details: { session: sessionRef(s.sessionId) },
+            });
+            return s;
+          }).catch((e: unknown) => {
+            attempt.rolledBack();
+            throw e;
+          });
+          return { token: s.token, csrfToken: s.csrfToken, expiresAt: s.expiresAt, user: toUser(found.user, found.keys) };
+        } finally {
+          wipe(unlocked.dek, unlocked.kek);
+        }
       } finally {
-        wipe(unlocked.dek, unlocked.kek);
+        // Anything that ended before a verdict (the race above, a database error) gives the slot back.
+        await attempt.abandoned();
       }
     },
 
     async logout(ctx: RequestCtx, auth: AuthContext): Promise<void> {
       await db.transaction(async (tx) => {
         await repo.revokeSession(tx, auth.sessionId, 'logout', clock.now());
-        await audit.record(tx, ctx, { action: 'auth.logout', outcome: 'success', target: `user:${auth.userId}`, details: { sessionId: auth.sessionId } });
+        await audit.record(tx, ctx, { action: 'auth.logout', outcome: 'success', target: `user:${auth.userId}`, details: { session: sessionRef(auth.sessionId) } });
       });
     },
 
@@ -191,7 +296,7 @@ export function createAuthService(deps: AuthServiceDeps) {
      * the same statement also fetches that secret of the session's user (the hot read path: one
      * round trip instead of two); it is returned only with a live session.
      */
-    async resolve(token: string, prefetchSecretId?: string): Promise<(AuthContext & { prefetched?: PrefetchedSecret }) | null> {
+    async resolve(token: string, prefetchSecretId?: string): Promise<(AuthContext & { prefetched?: PrefetchedSecret }) | null | typeof STALE> {
       let claims: SessionClaims;
       try {
         claims = signer.verify(token);
@@ -209,7 +314,18 @@ export function createAuthService(deps: AuthServiceDeps) {
         r = w;
         prefetched = w?.secret ?? null;
       }
-      if (!r || r.user.id !== claims.sub) return null;
+      // The token must carry the session's key (README A8): a forged token with a known session
+      // id and the JWT secret but not the key is refused like any unknown session.
+      if (!r || r.user.id !== claims.sub || !sessionKeyMatches(r.session.id, sessionKey, r.session.keyHash)) {
+        wipe(sessionKey);
+        return null;
+      }
+      // A session for a key version that is no longer current (README A9) opens nothing and is
+      // refused on every route, not only where a DEK is needed.
+      if (r.session.keyVersion !== r.currentKeyVersion) {
+        wipe(sessionKey);
+        return STALE;
+      }
       const a: AuthContext = {
         userId: r.user.id,
         email: r.user.email,
@@ -245,31 +361,6 @@ export function createAuthService(deps: AuthServiceDeps) {
           csrfToken: csrfTokenFor(config.jwtSecret, auth.sessionId),
         },
       };
-    },
-
-    /**
-     * Fresh re-authentication of an admin (approve, finalize, restore): verify the password in
-     * this request, throttled per admin. Returns the admin's KEK for the AMK unwrap; caller wipes.
-     */
-    async reauthenticateAdmin(ctx: RequestCtx, auth: AuthContext, password: string, maxFailures: number, action: string): Promise<Buffer> {
-      const key = `admin-reauth:${auth.userId}`;
-      const throttle = await repo.throttleState(db, key, clock);
-      const blocked = throttle.blockedFor;
-      if (blocked > 0) {
-        await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'reauth_throttled' } });
-        throw new AppError('RATE_LIMITED', 'Too many wrong admin passwords. Try again later.', { retryAfterSeconds: blocked });
-      }
-      const r = await repo.findUserWithKeys(db, auth.userId);
-      if (r?.user.role !== 'admin') throw new AppError('FORBIDDEN', 'This needs an administrator.');
-      const unlocked = await kdfCost(() => unlockKeyMaterial(r.user.id, password, r.keys));
-      if (!unlocked.ok) {
-        await repo.throttleFail(db, key, maxFailures, config.LOGIN_LOCK_SECONDS, clock.now());
-        await audit.recordDetached(ctx, { action, outcome: 'denied', target: `user:${auth.userId}`, details: { reason: 'admin_reauth_failed' } });
-        throw new AppError('ADMIN_REAUTH_FAILED', 'The admin password is incorrect.');
-      }
-      if (throttle.exists) await repo.throttleReset(db, key);
-      wipe(unlocked.dek);
-      return unlocked.kek;
     },
   };
 }

@@ -55,13 +55,12 @@ export interface RotationServiceDeps {
     PENDING_TTL_SECONDS: number;
     TEMP_PASSWORD_MAX_ATTEMPTS: number;
     ROTATION_BATCH_SIZE: number;
-    ADMIN_REAUTH_MAX_FAILURES: number;
-    LOGIN_MAX_FAILURES: number;
-    LOGIN_LOCK_SECONDS: number;
   };
 }
 
 const notFound = () => new AppError('NOT_FOUND', 'No such rotation request.');
+/** Other attempts for this rotation hold every evaluation slot (R4, and the password throttle's). */
+const inFlight = () => new AppError('LOST_RACE', 'Another attempt for this rotation is being checked. Try again in a moment.');
 const target = (id: string) => `rotation:${id}`;
 
 export function createRotationService(deps: RotationServiceDeps) {
@@ -135,7 +134,7 @@ export function createRotationService(deps: RotationServiceDeps) {
 
   /** Fresh admin authentication → the AMK private key, only in this request's memory. */
   async function withAmkPrivate<T>(ctx: RequestCtx, a: AuthContext, password: string, action: string, fn: (amkPrivate: Buffer) => Promise<T>): Promise<T> {
-    const kek = await deps.auth.reauthenticateAdmin(ctx, a, password, config.ADMIN_REAUTH_MAX_FAILURES, action);
+    const kek = await deps.auth.reauthenticateAdmin(ctx, a.userId, password, action);
     let priv: Buffer | null = null;
     try {
       const wrap = await deps.amkRepo.wrapFor(db, a.userId);
@@ -211,7 +210,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         // Still approved: the cap is taken by evaluations in flight (a right guess gives its slot
         // back; the wrong guess that takes the last slot revokes the token itself). Revoking here
         // would let parallel executes with the right password revoke their own token (C4).
-        if (now && now.status === 'approved') throw new AppError('LOST_RACE', 'Another attempt for this rotation is being checked. Try again in a moment.');
+        if (now && now.status === 'approved') throw inFlight();
         refuseState(now ?? t, 'executed');
       }
       if (!t.tempHash || !tempPasswordMatches(t.id, body.tempPassword, t.tempHash)) {
@@ -225,17 +224,22 @@ export function createRotationService(deps: RotationServiceDeps) {
       // 2. The user's current password (argon2, outside any transaction), proven by the DEK check value.
       const user = await deps.authRepo.findUserWithKeys(db, a.userId);
       if (!user) throw notFound();
-      // Wrong guesses here count toward the login throttle, so a blocked account evaluates none here either.
-      const { blockedFor: blocked } = await deps.authRepo.throttleState(db, `login:${user.user.email}`, clock);
-      if (blocked > 0) {
-        await audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } });
-        throw new AppError('RATE_LIMITED', 'Too many wrong passwords for this account. Try again later.', { retryAfterSeconds: blocked });
-      }
-      const unlocked = await deps.auth.kdfCost(() => unlockKeyMaterial(a.userId, body.currentPassword, user.keys));
-      if (!unlocked.ok && unlocked.reason === 'WRONG_PASSWORD') {
-        await deps.authRepo.throttleFail(db, `login:${user.user.email}`, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS, clock.now());
-        await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_current_password' } });
-        throw new AppError('INVALID_CREDENTIALS', 'Your current password is not right.');
+      // Guesses here count on the login throttle (reserved before the derivation, README of auth
+      // A5): a blocked account evaluates none here either.
+      const attempt = await deps.auth.reserveAttempt(`login:${user.user.email}`, { ...deps.auth.loginLimit(), busy: inFlight }, () =>
+        audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } }),
+      );
+      let unlocked: Awaited<ReturnType<typeof unlockKeyMaterial>>;
+      try {
+        unlocked = await deps.auth.kdfCost(() => unlockKeyMaterial(a.userId, body.currentPassword, user.keys));
+        if (!unlocked.ok && unlocked.reason === 'WRONG_PASSWORD') {
+          await attempt.failed();
+          await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_current_password' } });
+          throw new AppError('INVALID_CREDENTIALS', 'Your current password is not right.');
+        }
+        if (unlocked.ok) await attempt.succeeded();
+      } finally {
+        await attempt.abandoned();
       }
       if (!unlocked.ok) {
         // The stored key does not match its check value: fail before touching any secret.
@@ -329,10 +333,11 @@ export function createRotationService(deps: RotationServiceDeps) {
             }
           }
           const revoked = await deps.authRepo.revokeUserSessions(tx, a.userId, 'key_rotation', clock.now());
+          // Audit events are appended last (one lock order: rows first, the chain's lock last).
+          const superseded: string[] = [];
           for (const old of await repo.completedOf(tx, a.userId)) {
             if (old.id === t.id) continue;
-            await repo.transition(tx, old.id, ['completed'], { status: 'superseded', endedAt: sql`${clock.now()}` });
-            await audit.record(tx, ctx, { action: 'rotation.superseded', outcome: 'success', target: target(old.id), details: { by: t.id } });
+            if (await repo.transition(tx, old.id, ['completed'], { status: 'superseded', endedAt: sql`${clock.now()}` })) superseded.push(old.id);
           }
           const done = await repo.transition(
             tx,
@@ -344,6 +349,7 @@ export function createRotationService(deps: RotationServiceDeps) {
           if (!done) throw new RotationAbort('KEY_CHANGED', 'the token was settled by someone else meanwhile');
           const session = await deps.auth.openSession(tx, user.user, toKv, newDek);
           await hooks.beforeCommit?.(t.id);
+          for (const id of superseded) await audit.record(tx, ctx, { action: 'rotation.superseded', outcome: 'success', target: target(id), details: { by: t.id } });
           await audit.record(tx, ctx, {
             action: 'rotation.completed',
             outcome: 'success',
@@ -410,7 +416,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         }
         selfApproved = true;
       }
-      const kek = await deps.auth.reauthenticateAdmin(ctx, a, adminPassword, config.ADMIN_REAUTH_MAX_FAILURES, action);
+      const kek = await deps.auth.reauthenticateAdmin(ctx, a.userId, adminPassword, action);
       wipe(kek);
       const tempPassword = generateTempPassword();
       return db.transaction(async (tx) => {
@@ -496,7 +502,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         await audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'state', status: t.status } });
         refuseState(t, 'restored');
       }
-      const kek = await deps.auth.reauthenticateAdmin(ctx, a, adminPassword, config.ADMIN_REAUTH_MAX_FAILURES, action);
+      const kek = await deps.auth.reauthenticateAdmin(ctx, a.userId, adminPassword, action);
       wipe(kek);
       return db.transaction(async (tx) => {
         const locked = await repo.lockKeyRow(tx, t.userId);

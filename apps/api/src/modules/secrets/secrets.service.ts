@@ -62,6 +62,9 @@ export function createSecretsService({ db, repo, auth, audit, config }: SecretsS
     list: (a: AuthContext) =>
       withDek(a, async (dek) => {
         const rows = await repo.listForUser(db, a.userId);
+        // A rotation that committed after this session was resolved has rewritten the rows under
+        // the next key version: the session is stale (409), the rows are not corrupt (500).
+        if (rows.some((r) => r.keyVersion !== a.keyVersion)) throw stale();
         return rows.map((r) => meta(dek, r));
       }),
 

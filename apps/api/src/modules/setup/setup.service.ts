@@ -8,7 +8,6 @@ import {
   type KdfParams,
   newKeyMaterial,
   sha256Hex,
-  unlockKeyMaterial,
   unwrapAmkForAdmin,
   wipe,
   wrapAmkForAdmin,
@@ -34,37 +33,49 @@ export interface SetupServiceDeps {
 
 export function createSetupService({ db, amkRepo, authRepo, auth, audit, config }: SetupServiceDeps) {
   /**
-   * An existing admin (fresh password) shares the AMK with a new admin account: the AMK private
-   * key is unwrapped with the existing admin's KEK and wrapped under the new admin's KEK.
+   * An existing admin shares the AMK with a new admin account: the existing admin re-authenticates
+   * through the admin re-authentication throttle (the same counter as approve, finalize and
+   * restore), the AMK private key is unwrapped with their KEK and wrapped under the new admin's.
+   * Every refusal is audited as denied.
    */
-  async function addAdmin(ctx: RequestCtx, existing: { email: string; password: string }, body: { email: string; password: string }) {
-    const found = await authRepo.findUserWithKeysByEmail(db, existing.email);
-    const deny = async (reason: string): Promise<never> => {
-      await audit.recordDetached(ctx, { action: 'admin.created', outcome: 'denied', target: `email:${body.email}`, details: { reason } });
-      throw new AppError('ADMIN_REAUTH_FAILED', 'The existing admin’s email or password is incorrect.');
+  async function addAdmin(ctx: RequestCtx, byAdminId: string, adminPassword: string, body: { email: string; password: string }) {
+    const action = 'admin.created';
+    const deny = async (reason: string, error: AppError): Promise<never> => {
+      await audit.recordDetached(ctx, { action, outcome: 'denied', target: `email:${body.email}`, details: { reason, by: byAdminId } });
+      throw error;
     };
-    if (found?.user.role !== 'admin' || found.user.disabled) return deny('not_an_admin');
-    const unlocked = await auth.kdfCost(() => unlockKeyMaterial(found.user.id, existing.password, found.keys));
-    if (!unlocked.ok) return deny('admin_reauth_failed');
-    const wrap = await amkRepo.wrapFor(db, found.user.id);
-    const amkRow = await amkRepo.get(db);
-    if (!wrap || !amkRow) return deny('no_amk_share');
-    const newId = randomUUID();
+    const emailTaken = () => new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
+    /** Thrown inside the transaction when another request took the email meanwhile. */
+    const raced = emailTaken();
+    const kek = await auth.reauthenticateAdmin(ctx, byAdminId, adminPassword, action);
     let priv: Buffer | null = null;
-    const fresh = await auth.kdfCost(() => newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey }));
+    let fresh: Awaited<ReturnType<typeof newKeyMaterial>> | null = null;
     try {
-      priv = unwrapAmkForAdmin(unlocked.kek, wrap.wrappedPrivate, found.user.id, wrap.amkId);
-      if (!amkPublicFromPrivate(priv).equals(amkRow.publicKey)) return deny('amk_mismatch');
+      const [wrap, amkRow, taken] = await Promise.all([amkRepo.wrapFor(db, byAdminId), amkRepo.get(db), authRepo.findUserWithKeysByEmail(db, body.email)]);
+      if (taken) return await deny('email_taken', emailTaken());
+      if (!wrap || !amkRow) return await deny('no_amk_share', new AppError('FORBIDDEN', 'This admin holds no share of the admin master key.'));
+      priv = unwrapAmkForAdmin(kek, wrap.wrappedPrivate, byAdminId, wrap.amkId);
+      if (!amkPublicFromPrivate(priv).equals(amkRow.publicKey)) {
+        return await deny('amk_mismatch', new AppError('INVALID_STATE', 'The stored admin master public key does not match the private key; an administrator must look at this.'));
+      }
+      const newId = randomUUID();
+      fresh = await auth.kdfCost(() => newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey }));
+      const material = fresh;
+      const amkPrivate = priv;
       return await db.transaction(async (tx) => {
-        if (await authRepo.findUserWithKeysByEmail(tx, body.email)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists.');
+        if (await authRepo.findUserWithKeysByEmail(tx, body.email)) throw raced;
         const [user] = await tx.insert(users).values({ id: newId, email: body.email, role: 'admin' }).returning();
-        await authRepo.insertKeys(tx, newId, fresh.material);
-        await amkRepo.upsertWrap(tx, { adminId: newId, amkId: amkRow.id, keyVersion: 1, wrappedPrivate: wrapAmkForAdmin(fresh.kek, priv!, newId, amkRow.id) });
-        await audit.record(tx, ctx, { action: 'admin.created', outcome: 'success', target: `user:${newId}`, details: { by: found.user.id } });
+        await authRepo.insertKeys(tx, newId, material.material);
+        await amkRepo.upsertWrap(tx, { adminId: newId, amkId: amkRow.id, keyVersion: 1, wrappedPrivate: wrapAmkForAdmin(material.kek, amkPrivate, newId, amkRow.id) });
+        await audit.record(tx, ctx, { action, outcome: 'success', target: `user:${newId}`, details: { by: byAdminId } });
         return toUser(user!, { keyVersion: 1 });
       });
+    } catch (e) {
+      // Two additions racing for one email: the unique index settles it.
+      if (e === raced || isUniqueViolation(e)) return deny('email_taken', emailTaken());
+      throw e;
     } finally {
-      wipe(priv, unlocked.dek, unlocked.kek, fresh.dek, fresh.kek);
+      wipe(kek, priv, fresh?.dek, fresh?.kek);
     }
   }
 
