@@ -8,6 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import { retryTransactions } from './retry';
 import * as schema from './schema';
 
 /** One database type for both drivers (PGlite embedded, node-postgres pool). */
@@ -99,6 +100,8 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
       /* a dropped idle client is replaced on next checkout; the query that needed it reports */
     });
     const db = drizzlePg(pool, { schema }) as unknown as Db;
+    // Deadlock and serialization victims run again (retry.ts); PGlite, one connection, has none.
+    retryTransactions(db);
     return {
       db,
       kind: 'postgres',

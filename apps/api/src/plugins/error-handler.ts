@@ -1,6 +1,7 @@
 import { AppError, ERROR_STATUS, type ErrorBody, type ErrorCode } from '@keyturn/shared';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { sqlStateOf } from '../db/retry';
 
 export function sendError(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, message: string, details?: unknown) {
   const body: ErrorBody = { error: { code, message, requestId: String(request.id), ...(details === undefined ? {} : { details }) } };
@@ -86,7 +87,14 @@ export function registerErrorHandler(app: FastifyInstance) {
     // Database unreachable or refusing writes: a fast, generic 503. Drizzle wraps driver errors
     // (DrizzleQueryError), so the SQLSTATE and the driver's message are on err.cause.
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
-    const pgCode = String((err as { code?: unknown }).code ?? cause?.code ?? '');
+    const pgCode = sqlStateOf(err) ?? '';
+    // A transaction that lost a deadlock or serialization conflict every time it was retried
+    // (db/retry.ts), or a lock it could not get in time: nothing was applied; try again shortly.
+    if (/^(40P01|40001|55P03)$/.test(pgCode)) {
+      request.log.warn({ err: loggable(err) }, 'transaction conflict after retries');
+      reply.header('retry-after', '1');
+      return sendError(reply, request, 'UNAVAILABLE', 'The service is busy with a conflicting change. Try again in a moment.', { retryAfterSeconds: 1 });
+    }
     const text = `${err.message} ${String(cause?.message ?? '')}`;
     if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated|not currently accepting connections|PGlite is closed/i.test(text)) {
       request.log.error({ err: loggable(err) }, 'database unavailable');

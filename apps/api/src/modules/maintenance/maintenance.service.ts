@@ -5,7 +5,7 @@ import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
 import { maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import { type RequestCtx, systemCtx } from '../../lib/context';
-import type { AuditService } from '../audit/audit.service';
+import type { AuditEventSpec, AuditService } from '../audit/audit.service';
 import type { AuditVerdicts } from '../audit/audit.verdicts';
 import type { Metrics } from '../health/metrics';
 import type { RotationRepo } from '../rotation/rotation.repo';
@@ -50,18 +50,30 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
     return !!r?.ok;
   }
 
-  async function record(tx: DbOrTx, ctx: RequestCtx, run: Omit<MaintenanceRun, 'at'>): Promise<MaintenanceRun> {
+  /**
+   * The run's record, then its audit events: the events of what it changed (collected while it
+   * worked) and its own. The appends come last, after every row lock the run takes, so a run
+   * never holds the audit chain's lock while it waits for a row (one lock order everywhere:
+   * rows first, audit append last; audit README).
+   */
+  async function record(tx: DbOrTx, ctx: RequestCtx, run: Omit<MaintenanceRun, 'at'>, events: AuditEventSpec[]): Promise<MaintenanceRun> {
     const [row] = await tx
       .insert(maintenanceRuns)
       .values({ kind: run.kind, instance: config.instanceId, changes: run.changes, settled: run.settled ?? null, at: sql`${clock.now()}` })
       .returning();
+    for (const e of events) await audit.record(tx, ctx, e);
     await audit.record(tx, ctx, {
       action: `maintenance.${run.kind}`,
       outcome: 'success',
       details: { ...run.changes, ...(run.settled?.length ? { settledTokens: run.settled.map((s) => `${s.tokenId}:${s.to}`).join(',') } : {}) },
     });
-    deps.metrics.maintenanceRuns.inc({ kind: run.kind });
     return { ...run, at: row!.at.toISOString() };
+  }
+
+  /** Counted once the run's transaction committed (a retried transaction runs its body again). */
+  function counted(run: MaintenanceRun | null): MaintenanceRun | null {
+    if (run) deps.metrics.maintenanceRuns.inc({ kind: run.kind });
+    return run;
   }
 
   const service = {
@@ -70,7 +82,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
      * throttles. Never touches audit events or a live lock. Idempotent: a second run changes nothing.
      */
     async cleanup(ctx: RequestCtx, opts: { wait?: boolean } = {}): Promise<MaintenanceRun | null> {
-      return db.transaction(async (tx) => {
+      const run = await db.transaction(async (tx) => {
         if (!(await acquire(tx, opts.wait ?? true))) return null;
         const now = clock.now();
         const overdue = await tx
@@ -83,13 +95,10 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
             ),
           )
           .for('update', { skipLocked: true });
-        let expired = 0;
+        const events: AuditEventSpec[] = [];
         for (const t of overdue) {
           const moved = await deps.rotationRepo.transition(tx, t.id, [t.status], { status: 'expired', decidedAt: now, decisionNote: 'expired by cleanup', tempHash: null });
-          if (moved) {
-            expired++;
-            await audit.record(tx, ctx, { action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
-          }
+          if (moved) events.push({ action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
         }
         // Backups of rotations that ended (finalized, superseded, rolled back) past retention.
         const endedAt = sql`coalesce(${rotationTokens.finalizedAt}, ${rotationTokens.rolledBackAt}, ${rotationTokens.endedAt}, ${rotationTokens.failedAt})`;
@@ -122,11 +131,14 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
                 and m.id <> (select x.id from maintenance_runs x where x.kind = m.kind order by x.at desc, x.id desc limit 1)
               returning m.id`,
         );
-        return record(tx, ctx, {
-          kind: 'cleanup',
-          changes: { tokensExpired: expired, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, runsPurged: runs.length },
-        });
+        return record(
+          tx,
+          ctx,
+          { kind: 'cleanup', changes: { tokensExpired: events.length, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, runsPurged: runs.length } },
+          events,
+        );
       });
+      return counted(run);
     },
 
     /**
@@ -135,7 +147,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
      * transaction, and SKIP LOCKED passes over it: only truly abandoned locks are settled.
      */
     async recover(ctx: RequestCtx, opts: { wait?: boolean } = {}): Promise<MaintenanceRun | null> {
-      return db.transaction(async (tx) => {
+      const run = await db.transaction(async (tx) => {
         if (!(await acquire(tx, opts.wait ?? true))) return null;
         const now = clock.now();
         const stale = await tx
@@ -144,6 +156,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .where(and(eq(rotationTokens.status, 'in_progress'), sql`${rotationTokens.lockedAt} + ${secs(config.LOCK_TIMEOUT_SECONDS)} <= ${now}`))
           .for('update', { skipLocked: true });
         const settled: NonNullable<MaintenanceRun['settled']> = [];
+        const events: AuditEventSpec[] = [];
         for (const t of stale) {
           const [k] = await tx.select({ kv: userKeys.keyVersion }).from(userKeys).where(eq(userKeys.userId, t.userId));
           const committed = (k?.kv ?? 0) > t.fromKeyVersion;
@@ -154,10 +167,11 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           const to = committed ? 'completed' : 'failed';
           const reason = committed ? 'key version was committed' : 'interrupted before commit; nothing changed';
           settled.push({ tokenId: t.id, to, reason });
-          await audit.record(tx, ctx, { action: 'rotation.recovered', outcome: 'success', target: `rotation:${t.id}`, details: { to, reason, lockOwner: t.lockOwner } });
+          events.push({ action: 'rotation.recovered', outcome: 'success', target: `rotation:${t.id}`, details: { to, reason, lockOwner: t.lockOwner } });
         }
-        return record(tx, ctx, { kind: 'recover', changes: { settled: settled.length, failed: settled.filter((s) => s.to === 'failed').length }, settled });
+        return record(tx, ctx, { kind: 'recover', changes: { settled: settled.length, failed: settled.filter((s) => s.to === 'failed').length }, settled }, events);
       });
+      return counted(run);
     },
 
     async status(): Promise<SystemStatus> {
