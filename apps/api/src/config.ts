@@ -28,6 +28,9 @@ export const EnvSchema = z.object({
   PENDING_TTL_SECONDS: seconds(7 * 86_400, 1),
   LOCK_TIMEOUT_SECONDS: seconds(600, 1),
   BACKUP_RETENTION_SECONDS: seconds(7 * 86_400, 0),
+  // A completed rotation can be restored for this long after it completed; cleanup then purges
+  // its backup (old ciphertexts and key row) whether or not anyone finalized it.
+  RESTORE_WINDOW_SECONDS: seconds(7 * 86_400, 0),
   MAINTENANCE_INTERVAL_SECONDS: seconds(300, 0),
   AUDIT_VERIFY_INTERVAL_SECONDS: seconds(600, 0),
   TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),

@@ -143,8 +143,9 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
       `status = 'in_progress', completed_at = null, to_key_version = null, locked_at = ${ago(LOCK_TIMEOUT + 120)}, lock_owner = 'crashed-instance/req-2'`,
     );
 
-    // completed (never finalized) long ago: its backups are kept (restore needs them); its
-    // predecessor was superseded past retention: those backups go.
+    // completed (never finalized) long ago, past the restore window (7 days by default): its
+    // backups go all the same (issue 10 item 5: old key material does not outlive the window,
+    // finalized or not); its predecessor was superseded past retention: those backups go too.
     const c1 = await rotate(t, admin, u.completed);
     const c2 = await rotate(t, admin, c1.user);
     u.completed = c2.user;
@@ -303,7 +304,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect(cleanup1.kind).toBe('cleanup');
     expect(cleanup1.changes).toEqual({
       tokensExpired: 2,
-      backupsPurged: 6, // two rotations × (key-row snapshot + two secrets in a chunk)
+      backupsPurged: 9, // three rotations × (key-row snapshot + two secrets in a chunk)
       sessionsPurged: endedSessions.length,
       throttlesPurged: 1,
       runsPurged: 0,
@@ -317,11 +318,11 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     const inProgressAfter = await Promise.all([tok.staleUncommitted, tok.staleCommitted, tok.liveLock].map((id) => dumpToken(t.database, id)));
     expect(inProgressAfter).toEqual(inProgressBefore);
 
-    // backups: exactly those of rotations that ended more than RETENTION ago
+    // backups: exactly those of rotations that ended more than RETENTION ago or completed more
+    // than the restore window ago
     const backupsAfter = await backupsPerToken(t.database);
     expect(backupsAfter).toEqual({
       [tok.staleCommitted]: backupsBefore[tok.staleCommitted],
-      [tok.completed]: backupsBefore[tok.completed],
       [tok.finalizedNew]: backupsBefore[tok.finalizedNew],
     });
 

@@ -135,6 +135,8 @@ async function main(argv: string[]): Promise<number> {
         ['awaiting finalization', s.awaitingFinalization],
         ['stale locks', s.staleLocks],
         ['overdue expiries', s.overdueExpiries],
+        ['restorable rotations', s.restorable.count ? `${s.restorable.count} (the first window ends ${s.restorable.nextWindowEnd})` : 0],
+        ['AMK fingerprint', s.amkFingerprint],
         ['last cleanup', s.lastCleanup?.at ?? null],
         ['last recover', s.lastRecover?.at ?? null],
         ['audit chain', auditLine(s.audit)],

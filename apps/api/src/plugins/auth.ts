@@ -50,7 +50,9 @@ export function registerAuth(app: FastifyInstance, opts: AuthPluginOptions) {
       token = m[1];
       request.authVia = 'bearer';
     } else {
-      token = request.cookies[COOKIE_SECURE_NAME] ?? request.cookies[COOKIE_PLAIN_NAME];
+      // Over HTTPS only the __Host- cookie counts: it is Secure, host-only and Path=/, so no
+      // sibling subdomain or plain-HTTP page could have planted it. The plain name is for HTTP.
+      token = isSecureRequest(request, opts.cookieSecure) ? request.cookies[COOKIE_SECURE_NAME] : request.cookies[COOKIE_PLAIN_NAME];
       if (token) request.authVia = 'cookie';
     }
     if (!token) throw new AppError('UNAUTHENTICATED', 'Sign in first.');

@@ -154,6 +154,33 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('hardening races'), () => {
     expect(items.map((i) => i.name)).toEqual(['during a deadlock']);
   });
 
+  it('item 7: cancel audits the state the token was in when it moved, not the one read before (approved meanwhile)', async () => {
+    const user = await registerUser(A.app);
+    const req = await api(A.app, user).post('/api/request_key_rotation', { reason: 'cancel race' });
+    const tokenId = json<{ id: string }>(req).id;
+    const client = new pg.Client({ connectionString: fresh.url });
+    await client.connect();
+    try {
+      // Hold the token row; the cancel reads "pending", then waits for the row.
+      await client.query('begin');
+      await client.query('select 1 from rotation_tokens where id = $1 for update', [tokenId]);
+      const cancel = api(A.app, user).post(`/api/rotation_requests/${tokenId}/cancel`);
+      await waitFor('the cancel to wait for the token row', async () => (await lockWaiters(fresh)).length > 0);
+      // Meanwhile the request is approved (as an admin would), and that commits first.
+      await client.query(`update rotation_tokens set status = 'approved', approved_at = now(), expires_at = now() + interval '1 day' where id = $1`, [tokenId]);
+      await client.query('commit');
+      const res = await cancel;
+      expect(res.statusCode, res.body).toBe(200);
+    } finally {
+      await client.end();
+    }
+    const [ev] = await rows<{ details: { from: string } }>(
+      fresh.observer,
+      sql`select details from audit_events where action = 'rotation.cancelled' and outcome = 'success' and target = ${`rotation:${tokenId}`}`,
+    );
+    expect(ev?.details.from).toBe('approved');
+  });
+
   it('item 7: listing secrets while a rotation commits answers 409 KEY_VERSION_STALE, never 500', async () => {
     const user = await registerUser(A.app);
     await seedSecrets(fresh.url, user.id, user.password, 50, 'list');

@@ -26,6 +26,8 @@ const MESSAGES: Record<Code, string> = {
     'Secrets were added, changed or deleted after the rotation, so restoring the old keys would lose those changes. The server refused to restore.',
   KEY_CHECK_FAILED: 'Your stored key did not pass its integrity check. Nothing was changed; contact your administrator.',
   ESCROW_CHECK_FAILED: 'The admin key copy for this account could not be verified. Nothing was changed.',
+  AMK_MISMATCH:
+    'The stored admin master public key does not match the admin master key. Nothing was changed. Treat this as a security incident and investigate before finalizing anything.',
   TOKEN_EXPIRED: 'This rotation token has expired. Request a new key rotation.',
   PAYLOAD_TOO_LARGE: 'That is too large to store.',
   UNSUPPORTED_MEDIA_TYPE: 'The server did not accept the request format.',

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { aad } from './aad';
 import { IntegrityError, open, seal } from './aead';
 import {
   type AmkKeyPair,
+  amkFingerprint,
   amkPublicFromPrivate,
   generateAmk,
   openFinalADek,
@@ -50,6 +51,24 @@ describe('generateAmk / amkPublicFromPrivate', () => {
     expect(amkPublicFromPrivate(other.privateKey).equals(other.publicKey)).toBe(true);
     expect(amkPublicFromPrivate(amk.privateKey).equals(other.publicKey)).toBe(false);
     expect(amkPublicFromPrivate(new Uint8Array(amk.privateKey)).equals(amk.publicKey)).toBe(true);
+  });
+
+  it('wipes the PKCS#8 copy of the private key it builds (issue 10 item 7)', () => {
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      amkPublicFromPrivate(amk.privateKey);
+      const copies = concat.mock.results.map((r) => r.value as Buffer).filter((b) => b.length === 48);
+      expect(copies).toHaveLength(1);
+      expect(copies[0]!.every((b) => b === 0)).toBe(true);
+    } finally {
+      concat.mockRestore();
+    }
+  });
+
+  it('gives a stable fingerprint of a public key: eight groups of four hex digits, different per key', () => {
+    expect(amkFingerprint(amk.publicKey)).toMatch(/^([0-9a-f]{4} ){7}[0-9a-f]{4}$/);
+    expect(amkFingerprint(amk.publicKey)).toBe(amkFingerprint(Buffer.from(amk.publicKey)));
+    expect(amkFingerprint(amk.publicKey)).not.toBe(amkFingerprint(other.publicKey));
   });
 
   it('matches the RFC 7748 §6.1 X25519 test keys', () => {

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { IntegrityError, open, seal } from './aead';
 import { aad } from './aad';
@@ -25,16 +25,21 @@ export async function generateAmk(): Promise<AmkKeyPair> {
 }
 
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+/** Run fn on a private copy of secret bytes (the HPKE library takes Uint8Array views) and wipe the copy after. */
+async function withCopy<T>(secret: Uint8Array, fn: (copy: Uint8Array) => Promise<T>): Promise<T> {
+  const copy = u8(secret);
+  try {
+    return await fn(copy);
+  } finally {
+    copy.fill(0);
+  }
+}
 
 /** Seal a DEK to the AMK public key: the pending A-DEK. Needs no admin. */
 export async function sealPendingADek(amkPublic: Uint8Array, dek: Uint8Array, userId: string, kv: number): Promise<Buffer> {
   const ctx = aad.aDekPending(userId, kv);
   const recipientPublicKey = await suite.kem.deserializePublicKey(u8(amkPublic));
-  const { enc, ct } = await suite.seal(
-    { recipientPublicKey, info: Buffer.from(ctx) },
-    u8(dek),
-    Buffer.from(ctx),
-  );
+  const { enc, ct } = await withCopy(dek, (plain) => suite.seal({ recipientPublicKey, info: Buffer.from(ctx) }, plain, Buffer.from(ctx)));
   return Buffer.concat([Buffer.from([ADEK_FORMAT_V1]), Buffer.from(enc), Buffer.from(ct)]);
 }
 
@@ -43,7 +48,7 @@ export async function openPendingADek(amkPrivate: Uint8Array, blob: Uint8Array, 
   if (blob.length < 1 + ENC_BYTES + 16 || blob[0] !== ADEK_FORMAT_V1) throw new IntegrityError();
   const ctx = aad.aDekPending(userId, kv);
   try {
-    const recipientKey = await suite.kem.deserializePrivateKey(u8(amkPrivate));
+    const recipientKey = await withCopy(amkPrivate, (copy) => suite.kem.deserializePrivateKey(copy));
     const pt = await suite.open(
       { recipientKey, enc: u8(blob.subarray(1, 1 + ENC_BYTES)), info: Buffer.from(ctx) },
       u8(blob.subarray(1 + ENC_BYTES)),
@@ -85,8 +90,22 @@ export const unwrapAmkForAdmin = (kek: Uint8Array, wrapped: Uint8Array, adminId:
 
 /** The X25519 public key of a private key (to check an admin's unwrapped AMK is the right one). */
 export function amkPublicFromPrivate(amkPrivate: Uint8Array): Buffer {
-  const pkcs8 = Buffer.concat([X25519_PKCS8_PREFIX, Buffer.from(amkPrivate)]);
-  const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
-  return Buffer.from(pub.export({ format: 'der', type: 'spki' }).subarray(-32));
+  // The PKCS#8 wrapping is a copy of the private key: wiped once the key object is made.
+  const pkcs8 = Buffer.concat([X25519_PKCS8_PREFIX, amkPrivate]);
+  try {
+    const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
+    return Buffer.from(pub.export({ format: 'der', type: 'spki' }).subarray(-32));
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/**
+ * What operators compare to know the AMK public key is the one they set up: SHA-256 of the raw
+ * key, 128 bits shown as eight groups of four hex digits (the health page, status, audit events).
+ */
+export function amkFingerprint(publicKey: Uint8Array): string {
+  const h = createHash('sha256').update('keyturn/amk-fingerprint/v1|').update(publicKey).digest('hex').slice(0, 32);
+  return h.match(/.{4}/g)!.join(' ');
 }
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it, vi } from 'vitest';
 import { aad } from '../crypto/aad';
 import { NONCE_BYTES, open, seal } from '../crypto/aead';
 import { packBackupChunk, type SecretBackupRow, unpackBackupChunk } from './backup-chunk';
@@ -16,17 +17,25 @@ function memoryStore(rows: SecretBackupRow[], log: string[]) {
     lockKeyRow: async () => ({ keyVersion: 1, wrappedDek: Buffer.from('wrapped') }),
     countSecrets: async () => table.size,
     backupKeyRow: async () => void log.push('backupKeyRow'),
-    readBatch: async (after, limit) => {
+    readBatch: async (after, limit, maxBytes) => {
       log.push(`read:${limit}`);
-      return [...table.values()]
+      const candidates = [...table.values()]
         .filter((r) => after === null || r.id > after)
         .sort((a, b) => (a.id < b.id ? -1 : 1))
-        .slice(0, limit)
-        .map((r): SecretCipherRow => ({ id: r.id, keyVersion: r.keyVersion, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) }));
+        .slice(0, limit);
+      // As the SQL store: rows while the cumulative size stays under maxBytes, at least one.
+      let bytes = 0;
+      const out: SecretCipherRow[] = [];
+      for (const r of candidates) {
+        if (out.length > 0 && bytes + r.nameCt.length + r.valueCt.length > maxBytes) break;
+        bytes += r.nameCt.length + r.valueCt.length;
+        out.push({ id: r.id, keyVersion: r.keyVersion, nameCt: Buffer.from(r.nameCt), valueCt: Buffer.from(r.valueCt) });
+      }
+      return { rows: out, more: candidates.length === limit || out.length < candidates.length };
     },
     writeBatch: async (batch, chunk) => {
       await new Promise((r) => setTimeout(r, 1));
-      log.push(`write:${batch.length}`);
+      log.push(`write:${batch.length}:${batch.reduce((n, r) => n + r.nameCt.length + r.valueCt.length, 0)}`);
       const old = batch.map((r) => table.get(r.id)).filter((r) => r !== undefined);
       chunks.push({ chunk, rowCount: old.length, data: packBackupChunk(old.sort((a, b) => (a.id < b.id ? -1 : 1))) });
       for (const r of batch) {
@@ -87,7 +96,15 @@ describe.each([
     });
     expect(r).toMatchObject({ count: 25, batches: 3 });
     // afterBatch(i) follows write i and precedes write i+1.
-    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['backupKeyRow', 'write:10', 'afterBatch:0', 'write:10', 'afterBatch:1', 'write:5', 'afterBatch:2']);
+    expect(log.filter((l) => !l.startsWith('read')).map((l) => l.replace(/^(write:\d+):\d+$/, '$1'))).toEqual([
+      'backupKeyRow',
+      'write:10',
+      'afterBatch:0',
+      'write:10',
+      'afterBatch:1',
+      'write:5',
+      'afterBatch:2',
+    ]);
     const nonces = new Set<string>();
     for (const [id, p] of plain) {
       const row = table.get(id)!;
@@ -122,7 +139,7 @@ describe.each([
     });
     await expect(run).rejects.toMatchObject({ name: 'RotationAbort', reasonCode: 'DECRYPT_FAILED' });
     await expect(run).rejects.toBeInstanceOf(RotationAbort);
-    expect(log.filter((l) => !l.startsWith('read'))).toEqual(['backupKeyRow', 'write:10', 'afterBatch:0']);
+    expect(log.filter((l) => !l.startsWith('read')).map((l) => l.replace(/^(write:\d+):\d+$/, '$1'))).toEqual(['backupKeyRow', 'write:10', 'afterBatch:0']);
   });
 
   const run = (store: RotationStore, oldDek: Buffer, batchSize = 10) =>
@@ -178,7 +195,7 @@ describe.each([
     await expect(run(store, oldDek)).rejects.toMatchObject({ name: 'RotationAbort', reasonCode: 'COUNT_MISMATCH' });
   });
 
-  it('sizes batches by bytes: big secrets take smaller batches, never more rows than the batch size', async () => {
+  it('bounds every batch in bytes, the first included: big secrets take smaller batches, never more rows than the batch size', async () => {
     const oldDek = randomBytes(32);
     const { rows } = seedRows(userId, oldDek, 40, 64 * 1024);
     const log: string[] = [];
@@ -196,8 +213,65 @@ describe.each([
       cryptoWorker,
     });
     expect(r.count).toBe(40);
-    const perBatch = Math.floor(BATCH_BYTES / (64 * 1024 + 29 + 31));
-    expect(log.filter((l) => l.startsWith('read'))[1]).toBe(`read:${perBatch}`);
+    const writes = log.filter((l) => l.startsWith('write')).map((l) => l.split(':').slice(1).map(Number) as [number, number]);
+    expect(writes.reduce((n, [rows]) => n + rows, 0)).toBe(40);
+    for (const [rows, bytes] of writes) {
+      expect(rows).toBeLessThanOrEqual(20);
+      expect(bytes).toBeLessThanOrEqual(BATCH_BYTES);
+    }
+    // 64 KiB values: about 15 per MiB, so the 40 rows need 3 batches, the first one bounded too.
+    expect(writes[0]![0]).toBe(Math.floor(BATCH_BYTES / (64 * 1024 + 29 + 31)));
+    expect(writes.length).toBe(3);
+  });
+});
+
+describe('reencryptAll on a worker thread leaves no key or plaintext copy behind (issue 10 item 7)', () => {
+  const userId = randomUUID();
+  const rotateWith = (rows: SecretBackupRow[], oldDek: Buffer) =>
+    reencryptAll({
+      tokenId: 't',
+      userId,
+      oldDek,
+      newDek: randomBytes(32),
+      fromKeyVersion: 1,
+      toKeyVersion: 2,
+      expectedWrappedDek: Buffer.from('wrapped'),
+      batchSize: 10,
+      store: memoryStore(rows, []).store,
+      cryptoWorker: true,
+    });
+
+  it('hands both DEKs to the worker by transfer: the copies made for it are detached on this thread', async () => {
+    const post = vi.spyOn(Worker.prototype, 'postMessage');
+    try {
+      const oldDek = randomBytes(32);
+      await rotateWith(seedRows(userId, oldDek, 3).rows, oldDek);
+      const call = post.mock.calls.find(([m]) => (m as { op?: string }).op === 'keys');
+      expect(call).toBeDefined();
+      const [msg, transfer] = call! as [{ oldKey: Uint8Array; newKey: Uint8Array }, ArrayBuffer[]];
+      expect(transfer).toEqual(expect.arrayContaining([msg.oldKey.buffer, msg.newKey.buffer]));
+      expect(msg.oldKey.byteLength).toBe(0);
+      expect(msg.newKey.byteLength).toBe(0);
+    } finally {
+      post.mockRestore();
+    }
+  });
+
+  it('a failing batch: the batch read ahead of it, re-encrypted but never verified, has its plaintexts wiped', async () => {
+    // Calls through: records every message the worker sends back (each result's out buffer).
+    const emit = vi.spyOn(Worker.prototype, 'emit');
+    try {
+      const oldDek = randomBytes(32);
+      const { rows } = seedRows(userId, oldDek, 25, 200);
+      rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+      rows[3]!.valueCt[20]! ^= 1; // batch 0 fails; batch 1 was already sent to the worker
+      await expect(rotateWith(rows, oldDek)).rejects.toMatchObject({ reasonCode: 'DECRYPT_FAILED' });
+      const seen = emit.mock.calls.filter(([event, m]) => event === 'message' && (m as { out?: Uint8Array } | undefined)?.out).map(([, m]) => (m as { out: Uint8Array }).out);
+      expect(seen.length).toBeGreaterThanOrEqual(1);
+      for (const out of seen) expect(out.every((b) => b === 0)).toBe(true);
+    } finally {
+      emit.mockRestore();
+    }
   });
 });
 

@@ -24,8 +24,12 @@ export interface RotationStore {
   countSecrets(): Promise<number>;
   /** Back up the key row (the secrets are backed up batch by batch, by writeBatch). */
   backupKeyRow(): Promise<void>;
-  /** The next batch in id order (keyset pagination), ids strictly after `afterId`. */
-  readBatch(afterId: string | null, limit: number): Promise<SecretCipherRow[]>;
+  /**
+   * The next batch in id order (keyset pagination), ids strictly after `afterId`: at most `limit`
+   * rows, and no more rows than fit in `maxBytes` of ciphertext (but always at least one row).
+   * `more`: rows may follow (the batch was cut by the row or the byte bound).
+   */
+  readBatch(afterId: string | null, limit: number, maxBytes: number): Promise<{ rows: SecretCipherRow[]; more: boolean }>;
   /**
    * Write a batch with a fixed number of statements (never one per row), and in the same
    * statement back it up: the rows with these ids as they are before this write (under the key
@@ -292,7 +296,11 @@ class CryptoWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', () => fail(new Error('the re-encryption worker stopped')));
-    this.worker.postMessage({ op: 'keys', oldKey: Uint8Array.from(oldDek), newKey: Uint8Array.from(newDek) });
+    // Transferred, not cloned: the copies made here move to the worker (which wipes them after
+    // taking its own), so no stray copy of either DEK stays behind on this thread.
+    const oldKey = Uint8Array.from(oldDek);
+    const newKey = Uint8Array.from(newDek);
+    this.worker.postMessage({ op: 'keys', oldKey, newKey }, [oldKey.buffer, newKey.buffer]);
   }
 
   /**
@@ -379,18 +387,12 @@ function verifyWorkerBatch(userId: string, rows: SecretCipherRow[], result: { ou
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Ciphertext bytes a batch should carry at most. The batch size is a row count, and rows run from
- * ~100 B to the 64 KiB value limit: after each batch the next one is sized so that it holds about
- * this many bytes (never more rows than the configured batch size), which bounds what the
- * pipeline holds in memory whatever the secrets' sizes. Small secrets keep the configured size.
+ * Ciphertext bytes a batch carries at most. The batch size is a row count, and rows run from
+ * ~100 B to the 64 KiB value limit: the store cuts every read at this many bytes too (at least
+ * one row), which bounds what the pipeline holds in memory, from the first batch on, whatever the
+ * secrets' sizes. Small secrets keep the configured row count.
  */
 export const BATCH_BYTES = 1 << 20;
-
-function nextLimit(rows: SecretCipherRow[], batchSize: number): number {
-  let bytes = 0;
-  for (const r of rows) bytes += r.nameCt.length + r.valueCt.length;
-  return Math.max(1, Math.min(batchSize, Math.floor((BATCH_BYTES * rows.length) / Math.max(1, bytes))));
-}
 
 /**
  * lock key row → re-check it → count → back up the key row → re-encrypt in batches (verify each;
@@ -445,10 +447,14 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
   const { userId, oldDek, newDek, toKeyVersion: toKv } = input;
   const worker = (input.cryptoWorker ?? expected >= WORKER_MIN_ROWS) ? new CryptoWorker(oldDek, newDek) : null;
   type Pending = { rows: SecretCipherRow[]; enc: Promise<{ out?: Uint8Array; failed?: number }> | null };
+  /** Every worker result of this rotation: on failure, the ones not yet verified still hold plaintexts. */
+  const results: Promise<{ out?: Uint8Array; failed?: number }>[] = [];
   /** Batch i's rows, with its re-encryption already started on the worker. */
   const dispatch = (rows: SecretCipherRow[]): Pending => {
     if (!worker) return { rows, enc: null };
-    return { rows, enc: track(worker.run(rows, userId, toKv)) };
+    const enc = track(worker.run(rows, userId, toKv));
+    results.push(enc);
+    return { rows, enc };
   };
   /** Re-encrypted and verified rows of a batch (on this thread without a worker). */
   const finish = async (b: Pending): Promise<SecretCipherRow[]> => {
@@ -458,18 +464,15 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
     }
     return verifyWorkerBatch(userId, b.rows, await b.enc, newDek, toKv);
   };
-  let limit = input.batchSize;
-  let reading: Promise<SecretCipherRow[]> | null = track(store.readBatch(null, limit));
+  const limit = input.batchSize;
+  let reading: Promise<{ rows: SecretCipherRow[]; more: boolean }> | null = track(store.readBatch(null, limit, BATCH_BYTES));
   /** The next batch (its successor's read already sent), or null at the end. */
   const pull = async (): Promise<Pending | null> => {
     if (!reading) return null;
-    const rows = await reading;
+    const { rows, more } = await reading;
     reading = null;
     if (rows.length === 0) return null;
-    if (rows.length === limit) {
-      limit = nextLimit(rows, input.batchSize);
-      reading = track(store.readBatch(rows[rows.length - 1]!.id, limit));
-    }
+    if (more) reading = track(store.readBatch(rows[rows.length - 1]!.id, limit, BATCH_BYTES));
     return dispatch(rows);
   };
   try {
@@ -493,8 +496,11 @@ export async function reencryptAll(input: ReencryptInput): Promise<ReencryptResu
     }
     await written();
   } catch (e) {
-    // Statements already sent settle before the caller rolls the transaction back.
+    // Statements already sent settle before the caller rolls the transaction back. A batch the
+    // worker finished but this thread never verified (the one read ahead of a failing batch)
+    // still carries its plaintexts: wipe every result buffer (ciphertexts too: all discarded).
     await Promise.allSettled([...inflight]);
+    for (const r of await Promise.allSettled(results)) if (r.status === 'fulfilled') r.value.out?.fill(0);
     throw e;
   } finally {
     await worker?.close();

@@ -17,6 +17,15 @@ const wellFormed = (s: string): boolean => {
   return true;
 };
 
+/** No C0 control character (NUL, which Postgres text refuses, included) and no DEL. */
+const noControlCharacters = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  return true;
+};
+
 /** A bounded string with no lone surrogates and no NUL bytes (Postgres text refuses NUL). */
 export const text = (max: number, min = 0) =>
   z
@@ -51,7 +60,12 @@ export const PasswordInputSchema = z
 
 export const EmailSchema = z
   .string()
+  .max(1024)
   .trim()
+  // A lone surrogate or a control character (NUL, which Postgres text refuses, included) is
+  // refused with 400, never passed on or mangled into another address.
+  .refine(wellFormed, 'must be valid Unicode text')
+  .refine(noControlCharacters, 'must not contain control characters')
   .toLowerCase()
   .min(3)
   .max(254)

@@ -41,6 +41,13 @@ export const SystemStatusSchema = z.object({
   awaitingFinalization: z.number().int(),
   staleLocks: z.number().int(),
   overdueExpiries: z.number().int(),
+  /**
+   * Completed rotations that can still be restored (inside RESTORE_WINDOW_SECONDS of completion,
+   * backup present), and when the first of them stops being restorable.
+   */
+  restorable: z.object({ count: z.number().int(), nextWindowEnd: IsoDate.nullable() }),
+  /** The AMK public key's fingerprint (compare it with the one noted at setup), null before setup. */
+  amkFingerprint: z.string().nullable(),
   lastCleanup: MaintenanceRunSchema.nullable(),
   lastRecover: MaintenanceRunSchema.nullable(),
   audit: AuditStatusSchema,

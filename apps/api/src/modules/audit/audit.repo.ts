@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AuditExportQuery, AuditOutcome, AuditQuery } from '@keyturn/shared';
-import { and, count, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
+import { and, count, desc, eq, getTableColumns, gte, lte, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf } from '../../db/client';
 import { auditEvents } from '../../db/schema';
 
@@ -20,16 +20,27 @@ export const GENESIS_HASH = '0'.repeat(64);
 /** Serialises chain appends for the instant between reading the head and inserting. */
 const AUDIT_LOCK = 727_274_002;
 
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(
-      Object.keys(v as object)
-        .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-    );
+/**
+ * The JSON the hash covers: object keys sorted at every level. Only plain JSON values are
+ * accepted: a Date, a Buffer or a class instance would serialise here differently from how the
+ * database stores it (or as `{}`), so it is refused instead of being silently mis-hashed.
+ */
+export function canonical(v: unknown): unknown {
+  if (v === null || v === undefined || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new TypeError('audit details must be JSON: a number is not finite');
+    return v;
   }
-  return v;
+  if (Array.isArray(v)) return v.map(canonical);
+  const proto = typeof v === 'object' ? Object.getPrototypeOf(v) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`audit details must be plain JSON values, not ${Object.prototype.toString.call(v)}`);
+  }
+  return Object.fromEntries(
+    Object.keys(v as object)
+      .sort()
+      .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+  );
 }
 
 export function eventHash(prevHash: string, seq: number, atText: string, e: AuditInput): string {
@@ -80,7 +91,8 @@ export function createAuditRepo() {
       const hash = eventHash(prevHash, seq, atText, e);
       await tx.insert(auditEvents).values({
         seq,
-        at: new Date(head!.at),
+        // Exactly the time the hash covers (a Date would drop the microseconds).
+        at: sql`${atText}::timestamptz` as unknown as Date,
         atText,
         ...e,
         prevHash,
@@ -99,7 +111,13 @@ export function createAuditRepo() {
     /** The chain in seq order after `afterSeq` (verify), narrowed by the list's filters (export). */
     async page(db: DbOrTx, afterSeq: number, limit: number, q: AuditExportQuery = {}) {
       return db
-        .select()
+        .select({
+          ...getTableColumns(auditEvents),
+          // Whether `at` is the time the hash covers (at_text), so verify can check the column too.
+          // Within a millisecond: events appended before this check existed stored `at` through a
+          // JavaScript Date (millisecond precision); newer ones store at_text exactly.
+          atMatches: sql<boolean>`(${auditEvents.at} - ${auditEvents.atText}::timestamptz) between interval '-1 millisecond' and interval '1 millisecond'`,
+        })
         .from(auditEvents)
         .where(and(sql`${auditEvents.seq} > ${afterSeq}`, whereOf(q)))
         .orderBy(auditEvents.seq)

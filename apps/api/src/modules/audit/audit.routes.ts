@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { AuditExportQuerySchema, AuditListSchema, AuditQuerySchema, AuditVerifyQuerySchema, AuditVerifySchema } from '@keyturn/shared';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { errorResponses } from '../../plugins/openapi';
@@ -63,19 +64,16 @@ export const auditRoutes =
       },
       async (request, reply) => {
         const filtered = Object.keys(request.query).length > 0;
-        const lines: string[] = [];
-        let after = 0;
-        for (;;) {
-          const page = await audit.page(after, 5000, request.query);
-          if (page.length === 0) break;
-          for (const r of page) lines.push(JSON.stringify(toApi(r)));
-          after = page[page.length - 1]!.seq;
+        // Streamed page by page: memory stays one page whatever the size of the trail. A database
+        // failure after the first bytes ends the download early (the client sees a cut transfer).
+        async function* lines() {
+          for await (const page of audit.pages(request.query)) yield `${page.map((r) => JSON.stringify(toApi(r))).join('\n')}\n`;
         }
         return reply
           .type('application/x-ndjson; charset=utf-8')
           .header('content-disposition', `attachment; filename="keyturn-audit${filtered ? '-filtered' : ''}.ndjson"`)
           .header('cache-control', 'no-store')
-          .send(lines.length ? `${lines.join('\n')}\n` : '');
+          .send(Readable.from(lines()));
       },
     );
   };

@@ -85,6 +85,8 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
             details: r.details,
           });
           if (h !== r.hash) return bad('content does not match its hash');
+          // `at` (what filters and the console use) must be the time the hash covers.
+          if (!r.atMatches) return bad('its time does not match the time its hash covers');
           if (checkpoint && r.seq === checkpoint.seq) checkpointHash = r.hash;
           prev = r.hash;
           head = { seq: r.seq, hash: r.hash };
@@ -110,8 +112,15 @@ export function createAuditService({ db, repo }: AuditServiceDeps) {
     },
 
     count: () => repo.count(db),
-    /** A page of the events matching the export's filters, oldest first. */
-    page: (afterSeq: number, limit: number, q: AuditExportQuery = {}) => repo.page(db, afterSeq, limit, q),
+    /** The events matching the export's filters, oldest first, one page of `size` at a time. */
+    async *pages(q: AuditExportQuery = {}, size = 2000) {
+      for (let after = 0; ; ) {
+        const page = await repo.page(db, after, size, q);
+        if (page.length === 0) return;
+        yield page;
+        after = page[page.length - 1]!.seq;
+      }
+    },
   };
 }
 export type AuditService = ReturnType<typeof createAuditService>;

@@ -81,6 +81,8 @@ export function createMetrics() {
     maintenanceRuns: counter('keyturn_maintenance_runs_total', 'Maintenance runs by kind'),
     tokensByState: gauge('keyturn_rotation_tokens', 'Rotation tokens by state'),
     auditChainOk: gauge('keyturn_audit_chain_ok', '1 when the audit hash chain verified at the last check'),
+    // Security alarms: each should stay 0; alert on any increase.
+    amkMismatch: counter('keyturn_amk_public_key_mismatch_total', 'Admin master key unwraps whose public key did not match the stored AMK public key'),
     async render(): Promise<string> {
       return `${all.map((m) => m.render()).join('\n')}\n`;
     },

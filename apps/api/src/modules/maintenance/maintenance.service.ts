@@ -1,8 +1,9 @@
 import { type MaintenanceRun, RotationStatusSchema, type SystemStatus } from '@keyturn/shared';
+import { amkFingerprint } from '@keyturn/shared/crypto';
 import { and, desc, eq, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
-import { maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
+import { amk, maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditEventSpec, AuditService } from '../audit/audit.service';
@@ -26,6 +27,7 @@ export interface MaintenanceDeps {
     PENDING_TTL_SECONDS: number;
     LOCK_TIMEOUT_SECONDS: number;
     BACKUP_RETENTION_SECONDS: number;
+    RESTORE_WINDOW_SECONDS: number;
     MAINTENANCE_INTERVAL_SECONDS: number;
     AUDIT_VERIFY_INTERVAL_SECONDS: number;
   };
@@ -100,12 +102,20 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           const moved = await deps.rotationRepo.transition(tx, t.id, [t.status], { status: 'expired', decidedAt: now, decisionNote: 'expired by cleanup', tempHash: null });
           if (moved) events.push({ action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
         }
-        // Backups of rotations that ended (finalized, superseded, rolled back) past retention.
+        // Backups (old ciphertexts and the old key row, which opens them with the old password):
+        // of rotations that ended (finalized, superseded, rolled back…) past retention, and of
+        // every rotation past its restore window, finalized or not (README R13): old key
+        // material does not outlive the window in which it can be used.
         const endedAt = sql`coalesce(${rotationTokens.finalizedAt}, ${rotationTokens.rolledBackAt}, ${rotationTokens.endedAt}, ${rotationTokens.failedAt})`;
         const purgeable = tx
           .select({ id: rotationTokens.id })
           .from(rotationTokens)
-          .where(and(inArray(rotationTokens.status, ENDED), sql`${endedAt} + ${secs(config.BACKUP_RETENTION_SECONDS)} <= ${now}`));
+          .where(
+            or(
+              and(inArray(rotationTokens.status, ENDED), sql`${endedAt} + ${secs(config.BACKUP_RETENTION_SECONDS)} <= ${now}`),
+              sql`${rotationTokens.completedAt} + ${secs(config.RESTORE_WINDOW_SECONDS)} <= ${now}`,
+            ),
+          );
         // backupsPurged counts what was backed up, not storage rows: one per key-row snapshot plus
         // one per secret, whether packed in a chunk (row_count) or a pre-0002 per-secret row.
         const backups = await tx.delete(rotationBackups).where(inArray(rotationBackups.tokenId, purgeable)).returning({ id: rotationBackups.id });
@@ -201,6 +211,14 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
       );
       // The last full verify's verdict: status never walks the chain (O(events)) itself.
       const auditStatus = await auditVerdicts.status();
+      const [restorable] = await rowsOf<{ n: number; next: string | Date | null }>(
+        db,
+        sql`select count(*)::int as n, min(t.completed_at + ${secs(config.RESTORE_WINDOW_SECONDS)}) as next
+            from rotation_tokens t
+            where t.status = 'completed' and t.completed_at + ${secs(config.RESTORE_WINDOW_SECONDS)} > ${now}
+              and exists (select 1 from rotation_backups b where b.token_id = t.id and b.secret_id is null)`,
+      );
+      const [amkRow] = await db.select({ publicKey: amk.publicKey }).from(amk).limit(1);
       // Every state, so one that emptied reads 0 instead of keeping its last count.
       for (const s of new Set([...RotationStatusSchema.options, ...Object.keys(counts)])) deps.metrics.tokensByState.set({ state: s }, counts[s] ?? 0);
       return {
@@ -210,6 +228,8 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
         awaitingFinalization: counts.completed ?? 0,
         staleLocks: agg?.stale ?? 0,
         overdueExpiries: agg?.overdue ?? 0,
+        restorable: { count: restorable?.n ?? 0, nextWindowEnd: restorable?.next ? new Date(restorable.next).toISOString() : null },
+        amkFingerprint: amkRow ? amkFingerprint(amkRow.publicKey) : null,
         lastCleanup: await last('cleanup'),
         lastRecover: await last('recover'),
         audit: auditStatus,

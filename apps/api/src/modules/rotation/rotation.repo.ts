@@ -1,15 +1,19 @@
 import { BACKUP_CHUNK_FORMAT_V1, BackupChunkError, type SecretBackupRow, type SecretCipherRow, unpackBackupChunk } from '@keyturn/shared/rotation';
 import { and, count, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf, userKeyGate } from '../../db/client';
-import { type amkWraps, rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
+import { rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
 
 export type TokenRow = typeof rotationTokens.$inferSelect;
 /** Column values for an UPDATE: plain values or SQL expressions (e.g. the clock's now()). */
 export type SetOf<T> = { [K in keyof T]?: T[K] | SQL };
 export type KeyRow = typeof userKeys.$inferSelect;
 
-/** Serialise a key row into the backup's JSON (bytea as base64). */
-export const snapshotKeyRow = (k: KeyRow, amkWrap: typeof amkWraps.$inferSelect | null) => ({
+/**
+ * Serialise a key row into the backup's JSON (bytea as base64). Never an admin's AMK share: a
+ * share wrapped under the old password is not kept past the rotation (README R12). Snapshots
+ * written before migration 0004 may carry `amkWrap`; that migration strips it.
+ */
+export const snapshotKeyRow = (k: KeyRow) => ({
   keyVersion: k.keyVersion,
   kdfSalt: k.kdfSalt.toString('base64'),
   kdfParams: k.kdfParams,
@@ -19,7 +23,6 @@ export const snapshotKeyRow = (k: KeyRow, amkWrap: typeof amkWraps.$inferSelect 
   adekPending: k.adekPending?.toString('base64') ?? null,
   adekFinal: k.adekFinal?.toString('base64') ?? null,
   adekFinalizedAt: k.adekFinalizedAt?.toISOString() ?? null,
-  amkWrap: amkWrap ? { amkId: amkWrap.amkId, wrappedPrivate: amkWrap.wrappedPrivate.toString('base64'), keyVersion: amkWrap.keyVersion } : null,
 });
 export type KeySnapshot = ReturnType<typeof snapshotKeyRow>;
 
@@ -116,20 +119,33 @@ export function createRotationRepo() {
     },
 
     /**
-     * The next batch in id order. The ciphertexts travel as base64 text and are decoded here with
-     * Buffer.from: node-postgres's and PGlite's bytea (hex) codecs are many times slower on
-     * 10^5 rows (PGlite's parses byte by byte in JS).
+     * The next batch in id order: at most `limit` rows, cut where the ciphertext bytes would pass
+     * `maxBytes` (at least one row), so no batch, the first included, holds more than about
+     * BATCH_BYTES whatever the secrets' sizes. The sizes come from octet_length, which reads a
+     * toasted value's size without fetching it. `more`: the limit or the byte cut ended the batch.
+     * The ciphertexts travel as base64 text and are decoded here with Buffer.from:
+     * node-postgres's and PGlite's bytea (hex) codecs are many times slower on 10^5 rows
+     * (PGlite's parses byte by byte in JS).
      */
-    async readBatch(tx: DbOrTx, userId: string, afterId: string | null, limit: number): Promise<SecretCipherRow[]> {
-      const rows = await rowsOf<{ id: string; kv: number; n: string; v: string }>(
+    async readBatch(tx: DbOrTx, userId: string, afterId: string | null, limit: number, maxBytes: number): Promise<{ rows: SecretCipherRow[]; more: boolean }> {
+      const rows = await rowsOf<{ id: string; kv: number; n: string; v: string; candidates: number }>(
         tx,
-        sql`select id, key_version as kv, encode(name_ct, 'base64') as n, encode(value_ct, 'base64') as v
-            from secrets
-            where user_id = ${userId}::uuid${afterId ? sql` and id > ${afterId}::uuid` : sql``}
-            order by id
-            limit ${limit}`,
+        sql`select c.id, c.kv, encode(c.name_ct, 'base64') as n, encode(c.value_ct, 'base64') as v, c.candidates
+            from (select w.id, w.key_version as kv, w.name_ct, w.value_ct, count(*) over () as candidates,
+                         octet_length(w.name_ct) + octet_length(w.value_ct) as len,
+                         sum(octet_length(w.name_ct) + octet_length(w.value_ct)) over (order by w.id) as cum
+                  from (select id, key_version, name_ct, value_ct from secrets
+                        where user_id = ${userId}::uuid${afterId ? sql` and id > ${afterId}::uuid` : sql``}
+                        order by id
+                        limit ${limit}) as w) as c
+            where c.cum <= ${maxBytes}::bigint or c.cum = c.len
+            order by c.id`,
       );
-      return rows.map((r) => ({ id: r.id, keyVersion: r.kv, nameCt: Buffer.from(r.n, 'base64'), valueCt: Buffer.from(r.v, 'base64') }));
+      const candidates = Number(rows[0]?.candidates ?? 0);
+      return {
+        rows: rows.map((r) => ({ id: r.id, keyVersion: r.kv, nameCt: Buffer.from(r.n, 'base64'), valueCt: Buffer.from(r.v, 'base64') })),
+        more: candidates === limit || rows.length < candidates,
+      };
     },
 
     /**

@@ -47,6 +47,38 @@ function HealthBody({ s }: { s: SystemStatus }) {
 
       <Paper withBorder p="md" radius="md">
         <Title order={2} size="h4" mb="sm">
+          Keys and backups
+        </Title>
+        <SimpleGrid cols={{ base: 1, md: 2 }} spacing="sm" component="dl" m={0}>
+          <div>
+            <Text component="dt" size="xs" c="gray.7">
+              Admin master key fingerprint
+            </Text>
+            <Text component="dd" m={0} ff="monospace" data-testid="amk-fingerprint">
+              {s.amkFingerprint ?? 'Not set up yet'}
+            </Text>
+            <Text size="xs" c="gray.7">
+              Compare it with the one you noted at setup. If it ever changes, escrow copies may be sealed to another key.
+            </Text>
+          </div>
+          <div>
+            <Text component="dt" size="xs" c="gray.7">
+              Restorable rotations
+            </Text>
+            <Text component="dd" m={0} fw={700} data-testid="restorable-count">
+              {s.restorable.count}
+            </Text>
+            <Text size="xs" c="gray.7">
+              {s.restorable.nextWindowEnd
+                ? `Completed rotations can be restored from their backup until their restore window ends; the first ends ${formatDateTime(s.restorable.nextWindowEnd)}.`
+                : 'No completed rotation can be restored: backups are purged when their restore window ends.'}
+            </Text>
+          </div>
+        </SimpleGrid>
+      </Paper>
+
+      <Paper withBorder p="md" radius="md">
+        <Title order={2} size="h4" mb="sm">
           Requests by state
         </Title>
         <SimpleGrid cols={{ base: 2, xs: 3, md: 6 }} spacing="xs" component="dl" m={0}>

@@ -1,0 +1,233 @@
+import { AppError, type RotateResult, type RotateWithTokenBody } from '@keyturn/shared';
+import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, unwrapAmkForAdmin, wipe, wrapAmkForAdmin } from '@keyturn/shared/crypto';
+import { reencryptAll, RotationAbort } from '@keyturn/shared/rotation';
+import { sql } from 'drizzle-orm';
+import type { RequestCtx } from '../../lib/context';
+import type { AuthContext } from '../auth/auth.service';
+import { inFlight, notFound, type RotationCommon, type RotationServiceDeps, target } from './rotation.common';
+import { type KeySnapshot, snapshotKeyRow, type TokenRow } from './rotation.repo';
+
+/**
+ * Execute an approved rotation (DESIGN §3; README R3–R8, R12). Credentials and argon2 first,
+ * outside any transaction; then one compare-and-set claims the token; then one transaction
+ * re-encrypts. Every piece of key material this request derives is wiped in one `finally`,
+ * whichever step throws.
+ */
+export function createExecute(deps: RotationServiceDeps, common: RotationCommon) {
+  const { db, repo, audit, clock, config, hooks } = deps;
+  const action = 'rotation.execute';
+
+  /** The attempt cap was reached: approved → revoked (once), then 423. */
+  async function revoke(ctx: RequestCtx, tokenId: string, attempts: number): Promise<never> {
+    await db.transaction(async (tx) => {
+      const moved = await repo.transition(tx, tokenId, ['approved'], {
+        status: 'revoked',
+        decidedAt: sql`${clock.now()}`,
+        tempHash: null,
+        decisionNote: 'too many wrong temporary passwords',
+      });
+      if (moved) await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(tokenId), details: { attempts } });
+    });
+    throw new AppError('TOKEN_REVOKED', 'Too many wrong temporary passwords: this rotation request is revoked. Ask for a new one.');
+  }
+
+  /** approved → failed before anything was claimed or touched, so the token does not block a new request. */
+  async function failUnclaimed(ctx: RequestCtx, tokenId: string, reason: 'KEY_CHECK_FAILED' | 'KEY_CHANGED'): Promise<void> {
+    await db.transaction(async (tx) => {
+      const moved = await repo.transition(tx, tokenId, ['approved'], { status: 'failed', failedAt: sql`${clock.now()}`, failureReason: reason, tempHash: null });
+      if (moved) await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(tokenId), details: { reason } });
+    });
+  }
+
+  /** R4: reserve one evaluation atomically, so parallel guesses never evaluate past the cap; a right guess gives its slot back. */
+  async function checkTempPassword(ctx: RequestCtx, t: TokenRow, tempPassword: string): Promise<void> {
+    const slot = await repo.reserveAttempt(db, t.id, common.max);
+    if (slot === null) {
+      const now = await repo.get(db, t.id);
+      // Still approved: the cap is taken by evaluations in flight (a right guess gives its slot
+      // back; the wrong guess that takes the last slot revokes the token itself). Revoking here
+      // would let parallel executes with the right password revoke their own token (C4).
+      if (now && now.status === 'approved') throw inFlight();
+      throw common.stateError(now ?? t, 'executed');
+    }
+    if (!t.tempHash || !tempPasswordMatches(t.id, tempPassword, t.tempHash)) {
+      const left = common.max - slot;
+      await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_temp_password', attempt: slot } });
+      if (left <= 0) await revoke(ctx, t.id, slot);
+      throw new AppError('WRONG_TEMP_PASSWORD', `The temporary password is not right. ${left} ${left === 1 ? 'try' : 'tries'} left.`, { attemptsLeft: left });
+    }
+    await repo.releaseAttempt(db, t.id);
+  }
+
+  return async function execute(ctx: RequestCtx, a: AuthContext, body: RotateWithTokenBody): Promise<RotateResult & { sessionToken: string }> {
+    const t = await common.loadOwned(ctx, a, body.tokenId, action);
+    if (t.status !== 'approved') await common.refuseState(ctx, t, action, 'executed');
+    await common.expireIfOverdue(ctx, t);
+
+    // 1. The temporary password.
+    await checkTempPassword(ctx, t, body.tempPassword);
+
+    // 2. The user's current password (argon2, outside any transaction), proven by the DEK check
+    //    value. Guesses count on the sign-in throttle, reserved before the derivation (auth README
+    //    A5): a blocked account evaluates none here either.
+    const user = await deps.authRepo.findUserWithKeys(db, a.userId);
+    if (!user) throw notFound();
+    const attempt = await deps.auth.reserveAttempt(`login:${user.user.email}`, { ...deps.auth.loginLimit(), busy: inFlight }, () =>
+      audit.recordDetached(ctx, { action, outcome: 'denied', target: target(t.id), details: { reason: 'throttled' } }),
+    );
+    /** Every key this request holds, wiped whatever happens from here on. */
+    const held: (Buffer | null | undefined)[] = [];
+    try {
+      const unlocked = await deps.auth.kdfCost(() => unlockKeyMaterial(a.userId, body.currentPassword, user.keys));
+      if (unlocked.ok) held.push(unlocked.dek, unlocked.kek);
+      if (!unlocked.ok && unlocked.reason === 'WRONG_PASSWORD') {
+        await attempt.failed();
+        await audit.recordDetached(ctx, { action, outcome: 'failure', target: target(t.id), details: { reason: 'wrong_current_password' } });
+        throw new AppError('INVALID_CREDENTIALS', 'Your current password is not right.');
+      }
+      if (unlocked.ok) await attempt.succeeded();
+      await attempt.abandoned();
+      if (!unlocked.ok) {
+        // The stored key does not match its check value: fail before touching any secret.
+        await failUnclaimed(ctx, t.id, 'KEY_CHECK_FAILED');
+        throw new AppError('KEY_CHECK_FAILED', 'Your stored key failed its integrity check, so nothing was rotated. An administrator must look at this account.');
+      }
+      if (user.keys.keyVersion !== t.fromKeyVersion) {
+        // E.g. an admin restored an older rotation meanwhile: settle this token so it does not
+        // stay open (and block a new request) until it expires.
+        await failUnclaimed(ctx, t.id, 'KEY_CHANGED');
+        throw new AppError('INVALID_STATE', 'Your keys changed since this request was made. Ask for a new rotation.', { reason: 'KEY_CHANGED' });
+      }
+
+      // 3. New key material from the new (or same) password, with a new salt — still outside.
+      const amk = await deps.amkRepo.get(db);
+      const toKv = t.fromKeyVersion + 1;
+      const newDek = generateDek();
+      held.push(newDek);
+      const fresh = await deps.auth.kdfCost(() =>
+        newKeyMaterial({ userId: a.userId, password: body.newPassword ?? body.currentPassword, keyVersion: toKv, kdf: config.kdf, amkPublic: amk?.publicKey ?? null, dek: newDek }),
+      );
+      held.push(fresh.kek, fresh.dek);
+      const amkWrap = user.user.role === 'admin' ? await deps.amkRepo.wrapFor(db, a.userId) : null;
+
+      // 4. Claim: approved → in_progress, one compare-and-set; exactly one executor wins.
+      const lockOwner = `${config.instanceId}/${ctx.requestId}`;
+      const started = Date.now();
+      const claimed = await db.transaction(async (tx) => {
+        const c = await repo.transition(tx, t.id, ['approved'], { status: 'in_progress', lockedAt: sql`${clock.now()}`, lockOwner }, sql`expires_at > ${clock.now()}`);
+        if (c) await audit.record(tx, ctx, { action: 'rotation.started', outcome: 'success', target: target(t.id), details: { fromKeyVersion: t.fromKeyVersion } });
+        return c;
+      });
+      if (!claimed) {
+        const now = await repo.get(db, t.id);
+        if (now?.status === 'approved') await common.expireIfOverdue(ctx, now);
+        throw new AppError('LOST_RACE', 'This rotation is already running or finished.');
+      }
+
+      // 5. The rotation's one transaction (R7).
+      try {
+        await hooks.afterClaim?.(t.id);
+        const result = await db.transaction(async (tx) => {
+          // The token row first: recover skips rows a live rotation holds (SKIP LOCKED).
+          await repo.get(tx, t.id, 'update');
+          let keyRowBefore: KeySnapshot | null = null;
+          const r = await reencryptAll({
+            tokenId: t.id,
+            userId: a.userId,
+            oldDek: unlocked.dek,
+            newDek,
+            fromKeyVersion: t.fromKeyVersion,
+            toKeyVersion: toKv,
+            expectedWrappedDek: user.keys.wrappedDek,
+            batchSize: config.ROTATION_BATCH_SIZE,
+            hooks,
+            store: {
+              lockKeyRow: async () => {
+                const k = await repo.lockKeyRow(tx, a.userId);
+                if (!k) throw new RotationAbort('KEY_CHANGED', 'key row missing');
+                // Never the admin's AMK share: a share wrapped under the old (maybe leaked)
+                // password is not kept past the rotation (R12); an admin's restore is refused.
+                keyRowBefore = snapshotKeyRow(k);
+                return k;
+              },
+              countSecrets: () => repo.countSecrets(tx, a.userId),
+              backupKeyRow: () => repo.backupKeyRow(tx, t.id, a.userId, keyRowBefore!),
+              readBatch: (after, limit, maxBytes) => repo.readBatch(tx, a.userId, after, limit, maxBytes),
+              // Each batch's write also stores its old rows as one backup chunk (R7).
+              writeBatch: (rows, chunk) => repo.writeBatch(tx, t.id, a.userId, rows, chunk),
+              countNotAt: (kv) => repo.countNotAt(tx, a.userId, kv),
+            },
+          });
+          await repo.writeKeyRow(tx, a.userId, { ...fresh.material, adekFinal: null, adekFinalizedAt: null });
+          if (amkWrap) {
+            // An admin's share of the AMK follows their KEK to the new password.
+            const priv = unwrapAmkForAdmin(unlocked.kek, amkWrap.wrappedPrivate, a.userId, amkWrap.amkId);
+            try {
+              await deps.amkRepo.upsertWrap(tx, { adminId: a.userId, amkId: amkWrap.amkId, keyVersion: toKv, wrappedPrivate: wrapAmkForAdmin(fresh.kek, priv, a.userId, amkWrap.amkId) });
+            } finally {
+              wipe(priv);
+            }
+          }
+          // Every session of the old key version ends; the caller's is replaced by the new one
+          // below, so it is not counted among the "other sessions signed out".
+          const othersRevoked = await deps.authRepo.revokeUserSessions(tx, a.userId, 'key_rotation', clock.now(), a.sessionId);
+          await deps.authRepo.revokeSession(tx, a.sessionId, 'key_rotation', clock.now());
+          const superseded: string[] = [];
+          for (const old of await repo.completedOf(tx, a.userId)) {
+            if (old.id === t.id) continue;
+            if (await repo.transition(tx, old.id, ['completed'], { status: 'superseded', endedAt: sql`${clock.now()}` })) superseded.push(old.id);
+          }
+          const done = await repo.transition(
+            tx,
+            t.id,
+            ['in_progress'],
+            { status: 'completed', completedAt: sql`${clock.now()}`, toKeyVersion: toKv, secretsReencrypted: r.count, resultDigest: r.digest, tempHash: null },
+            sql`lock_owner = ${lockOwner}`,
+          );
+          if (!done) throw new RotationAbort('KEY_CHANGED', 'the token was settled by someone else meanwhile');
+          const session = await deps.auth.openSession(tx, user.user, toKv, newDek);
+          await hooks.beforeCommit?.(t.id);
+          // Audit events last (one lock order everywhere: rows first, the chain's lock last).
+          for (const id of superseded) await audit.record(tx, ctx, { action: 'rotation.superseded', outcome: 'success', target: target(id), details: { by: t.id } });
+          await audit.record(tx, ctx, {
+            action: 'rotation.completed',
+            outcome: 'success',
+            target: target(t.id),
+            details: { fromKeyVersion: t.fromKeyVersion, toKeyVersion: toKv, secretsReencrypted: r.count, batches: r.batches, sessionsRevoked: othersRevoked, passwordChanged: !!body.newPassword },
+          });
+          return { r, othersRevoked, session };
+        });
+        await hooks.afterCommit?.(t.id);
+        deps.metrics.rotations.inc({ outcome: 'completed' });
+        deps.metrics.rotationDuration.observe({ outcome: 'completed' }, (Date.now() - started) / 1000);
+        return {
+          status: 'completed',
+          keyVersion: toKv,
+          secretsReencrypted: result.r.count,
+          sessionsRevoked: result.othersRevoked,
+          session: { token: result.session.token, csrfToken: result.session.csrfToken, expiresAt: result.session.expiresAt },
+          sessionToken: result.session.token,
+        };
+      } catch (e) {
+        // The transaction rolled back: the original rows are untouched. Settle the token.
+        const reason = e instanceof RotationAbort ? e.reasonCode : e instanceof AppError ? e.code : 'INTERNAL_ERROR';
+        try {
+          await db.transaction(async (tx) => {
+            const moved = await repo.transition(tx, t.id, ['in_progress'], { status: 'failed', failedAt: sql`${clock.now()}`, failureReason: reason, tempHash: null }, sql`lock_owner = ${lockOwner}`);
+            if (moved) await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(t.id), details: { reason } });
+          });
+        } catch {
+          // Database gone too: recover settles the token from the database's truth later.
+        }
+        deps.metrics.rotations.inc({ outcome: 'failed' });
+        deps.metrics.rotationDuration.observe({ outcome: 'failed' }, (Date.now() - started) / 1000);
+        if (e instanceof AppError) throw e;
+        if (e instanceof RotationAbort) throw new AppError('INVALID_STATE', `The rotation was refused and rolled back (${e.reasonCode}); nothing changed. Ask for a new rotation.`, { reason: e.reasonCode });
+        throw e;
+      }
+    } finally {
+      await attempt.abandoned();
+      wipe(...held);
+    }
+  };
+}
