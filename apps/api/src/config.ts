@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KDF_CEILING, KDF_FLOOR } from '@keyturn/shared/crypto';
+import { KDF_CEILING, KDF_FLOOR, SETUP_CODE_MIN_CHARS, setupCodeStrongEnough } from '@keyturn/shared/crypto';
 import { z } from 'zod';
 
 /** The repository root (apps/api/src → ../../..), so `./data` means the same thing from anywhere. */
@@ -19,7 +19,11 @@ export const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default(path.join(REPO_ROOT, 'data')),
-  SETUP_CODE: z.string().min(8).max(200).optional(),
+  SETUP_CODE: z
+    .string()
+    .max(200)
+    .refine(setupCodeStrongEnough, `SETUP_CODE must carry at least 128 bits: ${SETUP_CODE_MIN_CHARS} or more characters of 0-9 and A-Z, dashes and spaces aside (e.g. \`openssl rand -hex 16\`)`)
+    .optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WEB_DIST_DIR: z.string().default(path.join(REPO_ROOT, 'apps/web/dist')),

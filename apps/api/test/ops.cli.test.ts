@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { openDatabase } from '../src/db/client';
-import { createPostgresDatabase, describeBoth, login, registerUser, strongPassword, TEST_DATABASE_URL, uniqueEmail } from './harness';
+import { createPostgresDatabase, describeBoth, login, queryRows, registerUser, strongPassword, TEST_DATABASE_URL, uniqueEmail } from './harness';
 import { approveRotation, finalizeRes, requestRotation, rotate, runSql } from './rotation.helpers';
 
 const API_DIR = path.resolve(import.meta.dirname, '..');
@@ -146,6 +146,24 @@ describeBoth('ops: CLI', (backend) => {
     // the unknown command opens (and migrates) the database first: this is its first use
     const unknown = ok(await cli(['frobnicate', '--json']), 2);
     expect(unknown.stderr).toContain('unknown command: frobnicate');
+  }, SLOW);
+
+  it('admin create never replaces the setup code a running server printed (issue 10 item 8), even when it fails', async () => {
+    const taken = uniqueEmail('not-yet-admin');
+    let storedBefore: unknown;
+    await withApp(async (t) => {
+      // As a server start does: the code it prints, stored as a hash.
+      expect(await t.app.container.setup.prepareSetupCode()).not.toBeNull();
+      [storedBefore] = await queryRows(t.database, `select value from system_settings where key = 'setup_code_sha256'`);
+      // A row that makes the CLI's first-admin attempt fail after the point where it used to re-issue the code.
+      await runSql(t.database, `insert into users (id, email, role) values (gen_random_uuid(), '${taken}', 'user')`);
+    });
+    ok(await cli(['admin', 'create', '--email', taken], { input: `${strongPassword()}\n` }), 1);
+    await withApp(async (t) => {
+      const [storedAfter] = await queryRows(t.database, `select value from system_settings where key = 'setup_code_sha256'`);
+      expect(storedAfter).toEqual(storedBefore);
+      await runSql(t.database, `delete from users where email = '${taken}'`);
+    });
   }, SLOW);
 
   it('admin create: the first admin from a piped password (--json), then refusals', async () => {

@@ -98,8 +98,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       if (await c.setup.needed()) {
-        const prepared = await c.setup.prepareSetupCode();
-        await c.setup.completeWithoutSession(ctx, { setupCode: prepared!.code, email: email.data, password });
+        await c.setup.completeWithoutSession(ctx, { email: email.data, password });
         print(out, `First admin ${email.data} created, with the admin master key.`, { created: email.data, first: true });
         return 0;
       }

@@ -26,7 +26,7 @@ export function generateTempPassword(): string {
   return base32(randomBytes(TEMP_PASSWORD_BYTES)).match(/.{4}/g)!.join('-');
 }
 
-/** What a person may type back: case, dashes, spaces and look-alike letters do not matter. */
+/** What a person may type back (temporary passwords, setup codes): case, dashes, spaces and look-alike letters do not matter. */
 export function normalizeTempPassword(input: string): string {
   return input
     .toUpperCase()
@@ -54,6 +54,17 @@ export function tempPasswordMatches(tokenId: string, input: string, storedHash: 
  */
 export const SETUP_CODE_BYTES = 20;
 export const generateSetupCode = (): string => base32(randomBytes(SETUP_CODE_BYTES)).match(/.{4}/g)!.join('-');
+
+/**
+ * A setup code given by the operator (SETUP_CODE) must carry ≥ 128 bits too: at least 26
+ * characters of 0–9 and A–Z once normalized (26 × 5 bits = 130 bits for random Crockford base32;
+ * `openssl rand -hex 16` gives 32 such characters).
+ */
+export const SETUP_CODE_MIN_CHARS = 26;
+export const setupCodeStrongEnough = (code: string): boolean => /^[0-9A-Z]+$/.test(normalizeTempPassword(code)) && normalizeTempPassword(code).length >= SETUP_CODE_MIN_CHARS;
+
+/** The stored form of a setup code: SHA-256 of it normalized like a temporary password (case, dashes and spaces do not matter). */
+export const hashSetupCode = (code: string): string => sha256Hex(`keyturn/setup-code/v1|${normalizeTempPassword(code)}`);
 
 export const sha256Hex = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
 

@@ -5,9 +5,9 @@ import {
   constantTimeEqualStrings,
   generateAmk,
   generateSetupCode,
+  hashSetupCode,
   type KdfParams,
   newKeyMaterial,
-  sha256Hex,
   unwrapAmkForAdmin,
   wipe,
   wrapAmkForAdmin,
@@ -21,6 +21,8 @@ import { type AuthService, toUser } from '../auth/auth.service';
 import type { AmkRepo } from './amk.repo';
 
 const SETUP_CODE_KEY = 'setup_code_sha256';
+/** Wrong setup codes allowed per LOGIN_LOCK_SECONDS window (all clients together), then 429. */
+export const SETUP_CODE_MAX_FAILURES = 10;
 
 export interface SetupServiceDeps {
   db: Db;
@@ -94,32 +96,53 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
         await amkRepo.deleteSetting(db, SETUP_CODE_KEY);
         return null;
       }
+      // Each server start issues the code it prints (a restart's replaces the last one's; with
+      // several instances, the last one started prints the code that works, or set SETUP_CODE).
+      // The CLI never calls this: it must not replace a running server's code.
       const code = config.SETUP_CODE ?? generateSetupCode();
-      await amkRepo.putSetting(db, SETUP_CODE_KEY, { hash: sha256Hex(code) });
+      await amkRepo.putSetting(db, SETUP_CODE_KEY, { hash: hashSetupCode(code) });
       return { code, generated: !config.SETUP_CODE };
     },
 
-    /** Create the first admin and the AMK key pair, its private key wrapped only under that admin's KEK. */
+    /**
+     * Create the first admin and the AMK key pair, its private key wrapped only under that admin's
+     * KEK. The setup code is checked through a throttle (README of auth A5): wrong codes are
+     * counted across every client and instance, audited, and refused with 429 past the cap.
+     */
     async complete(ctx: RequestCtx, body: SetupBody): Promise<Session> {
+      if (!(await needed()) || (await amkRepo.get(db))) throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
+      const attempt = await auth.reserveAttempt(
+        'setup-code',
+        { max: SETUP_CODE_MAX_FAILURES, message: 'Too many wrong setup codes. Try again later.' },
+        () => audit.recordDetached(ctx, { action: 'setup.admin_created', outcome: 'denied', details: { reason: 'throttled' } }),
+      );
+      try {
+        const stored = await amkRepo.getSetting<{ hash: string }>(db, SETUP_CODE_KEY);
+        if (!stored || !constantTimeEqualStrings(hashSetupCode(body.setupCode), stored.hash)) {
+          await attempt.failed();
+          await audit.recordDetached(ctx, { action: 'setup.admin_created', outcome: 'denied', details: { reason: 'wrong_setup_code' } });
+          throw new AppError('FORBIDDEN', 'The setup code is not right. Use the code printed when the server started.');
+        }
+        await attempt.succeeded();
+      } finally {
+        await attempt.abandoned();
+      }
       return (await createFirstAdmin(ctx, body, true)) as Session;
     },
 
-    /** The CLI's path: the same first admin, without opening a session. */
-    async completeWithoutSession(ctx: RequestCtx, body: SetupBody) {
+    /**
+     * The CLI's path (an operator with shell access): the same first admin, without a setup code
+     * and without opening a session. It leaves the stored code alone, so a running server's
+     * printed code keeps working if this fails.
+     */
+    async completeWithoutSession(ctx: RequestCtx, body: Omit<SetupBody, 'setupCode'>) {
+      if (!(await needed()) || (await amkRepo.get(db))) throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
       return (await createFirstAdmin(ctx, body, false)) as Session['user'];
     },
   };
 
-  async function createFirstAdmin(ctx: RequestCtx, body: SetupBody, withSession: boolean): Promise<Session | Session['user']> {
+  async function createFirstAdmin(ctx: RequestCtx, body: Omit<SetupBody, 'setupCode'>, withSession: boolean): Promise<Session | Session['user']> {
     {
-      const stored = await amkRepo.getSetting<{ hash: string }>(db, SETUP_CODE_KEY);
-      if (!(await needed()) || (await amkRepo.get(db))) {
-        throw new AppError('SETUP_DONE', 'Keyturn is already set up.');
-      }
-      if (!stored || !constantTimeEqualStrings(sha256Hex(body.setupCode.trim()), stored.hash)) {
-        await audit.recordDetached(ctx, { action: 'setup.admin_created', outcome: 'denied', details: { reason: 'wrong_setup_code' } });
-        throw new AppError('FORBIDDEN', 'The setup code is not right. Use the code printed when the server started.');
-      }
       const adminId = randomUUID();
       const amkPair = await generateAmk();
       const { material, dek, kek } = await auth.kdfCost(() =>
