@@ -25,6 +25,7 @@ import { secretsRoutes } from './modules/secrets/secrets.routes';
 import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
+import { postgresRateLimitStore } from './plugins/rate-limit-store';
 import { registerErrorHandler, sendError } from './plugins/error-handler';
 import { registerStrictJsonParser } from './plugins/json-body';
 import { registerSecurityHeaders } from './plugins/security-headers';
@@ -104,12 +105,18 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   registerErrorHandler(app);
   await app.register(fastifyCookie);
   registerSecurityHeaders(app);
+  const sharedCounters = config.RATE_LIMIT_STORE === 'database' || (config.RATE_LIMIT_STORE === 'auto' && deps.database.kind === 'postgres');
+  if (sharedCounters && !deps.database.pool) throw new Error('RATE_LIMIT_STORE=database needs DATABASE_URL (a Postgres server)');
   await app.register(fastifyRateLimit, {
     global: true,
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
-    // request.ip honours X-Forwarded-For only from TRUST_PROXY addresses.
-    keyGenerator: (request) => request.ip,
+    // Counted in Postgres, so every instance shares one count per client (README: rate limits).
+    ...(sharedCounters ? { store: postgresRateLimitStore(deps.database.pool!) } : {}),
+    // The plugin's key: request.ip (which honours X-Forwarded-For only from TRUST_PROXY
+    // addresses), IPv4-mapped addresses as IPv4, and an IPv6 client by its /64, since one
+    // subscriber usually holds a whole /64.
+    ipv6Subnet: 64,
     errorResponseBuilder: (_req, ctx) =>
       new AppError('RATE_LIMITED', 'Too many requests. Slow down and try again shortly.', { retryAfterSeconds: Math.ceil(ctx.ttl / 1000) }),
   });

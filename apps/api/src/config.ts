@@ -47,10 +47,15 @@ export const EnvSchema = z.object({
   KDF_PARALLELISM: z.coerce.number().int().min(1).max(KDF_CEILING.p).default(1),
   // Concurrent argon2id derivations per process; more wait their turn. 0: one fewer than the cores (at least 1).
   KDF_MAX_CONCURRENCY: z.coerce.number().int().min(0).max(256).default(0),
+  // Derivations allowed to wait for a slot; past it, 503 with Retry-After (no unbounded queue).
+  KDF_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64),
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(10),
   LOGIN_LOCK_SECONDS: seconds(900, 1),
   ADMIN_REAUTH_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  // Where the per-client request counters live: auto = in Postgres when DATABASE_URL is set (so
+  // every instance counts together), in memory on the embedded database (one process).
+  RATE_LIMIT_STORE: z.enum(['auto', 'memory', 'database']).default('auto'),
   AUTH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
   TRUST_PROXY: z.string().optional(),
   COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSemaphore } from '../src/lib/semaphore';
+import { createSemaphore, QueueFullError } from '../src/lib/semaphore';
 
 const tick = () => new Promise((r) => setImmediate(r));
 function gate() {
@@ -50,5 +50,25 @@ describe('createSemaphore', () => {
   it('refuses a limit below 1', () => {
     expect(() => createSemaphore(0)).toThrow(RangeError);
     expect(() => createSemaphore(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('createSemaphore with a bounded queue', () => {
+  it('refuses a run at once (QueueFullError) when the slots are busy and the queue is full; admits again once there is room', async () => {
+    const s = createSemaphore(1, 1);
+    const g1 = gate();
+    const g2 = gate();
+    const first = s.run(() => g1.promise);
+    const second = s.run(() => g2.promise);
+    await tick();
+    expect([s.active, s.waiting, s.admits]).toEqual([1, 1, false]);
+    await expect(s.run(async () => 'never')).rejects.toBeInstanceOf(QueueFullError);
+    g1.resolve();
+    await first;
+    await tick();
+    expect(s.admits).toBe(true);
+    g2.resolve();
+    await second;
+    expect(await s.run(async () => 'ran')).toBe('ran');
   });
 });

@@ -51,10 +51,9 @@ export function loggable(err: unknown): Record<string, unknown> {
 export function registerErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
-      if (err.code === 'RATE_LIMITED') {
-        const s = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-        if (s) reply.header('retry-after', String(s));
-      }
+      // 429 and 503 say when to come back, as a header too.
+      const s = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+      if (s && (err.code === 'RATE_LIMITED' || err.code === 'UNAVAILABLE')) reply.header('retry-after', String(s));
       if (err.status >= 500) request.log.error({ err: loggable(err) }, 'service error');
       return sendError(reply, request, err.code, err.message, err.details);
     }

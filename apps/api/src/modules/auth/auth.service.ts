@@ -30,6 +30,7 @@ export interface AuthServiceDeps {
     jwtSecret: string;
     kdf: KdfParams;
     KDF_MAX_CONCURRENCY: number;
+    KDF_MAX_QUEUE: number;
     SESSION_TTL_SECONDS: number;
     LOGIN_MAX_FAILURES: number;
     LOGIN_LOCK_SECONDS: number;
@@ -111,12 +112,19 @@ export function createAuthService(deps: AuthServiceDeps) {
     };
   }
 
-  const kdfSlots = createSemaphore(config.KDF_MAX_CONCURRENCY);
-  /** Every argon2id derivation goes through here: counted, and at most KDF_MAX_CONCURRENCY at once. */
-  function kdfCost<T>(derive: () => Promise<T>): Promise<T> {
+  const kdfSlots = createSemaphore(config.KDF_MAX_CONCURRENCY, config.KDF_MAX_QUEUE);
+  /**
+   * Every argon2id derivation goes through here (README A6): counted, at most KDF_MAX_CONCURRENCY
+   * at once, at most KDF_MAX_QUEUE waiting; past that, 503 with Retry-After at once instead of an
+   * unbounded wait (a throttle slot reserved for the attempt is given back by its caller).
+   */
+  async function kdfCost<T>(derive: () => Promise<T>): Promise<T> {
+    if (!kdfSlots.admits) throw kdfBusy();
     deps.onKdf?.();
     return kdfSlots.run(derive);
   }
+  const kdfBusy = () =>
+    new AppError('UNAVAILABLE', 'The server is busy checking other passwords. Try again in a moment.', { retryAfterSeconds: 1, reason: 'kdf_queue_full' });
 
   /**
    * Reserve one guess under a throttle key before its argon2 work (README A5). Refused while the

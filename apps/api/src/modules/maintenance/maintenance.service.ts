@@ -132,6 +132,12 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .delete(throttles)
           .where(and(sql`coalesce(${throttles.blockedUntil}, ${throttles.windowStartedAt}) < ${now} - interval '1 day'`))
           .returning({ k: throttles.key });
+        // Request counters of windows long over (the rate limiter's store on Postgres, which
+        // runs on the database's own clock, not the injectable one).
+        const [limits] = await rowsOf<{ n: number }>(
+          tx,
+          sql`with d as (delete from rate_limits where window_started_at < now() - interval '1 hour' returning 1) select count(*)::int as n from d`,
+        );
         // The run records themselves (cleanup, recover, audit verdicts: several an hour) past
         // RUN_RETENTION, keeping the newest of each kind, which status reports.
         const runs = await rowsOf<{ id: string }>(
@@ -144,7 +150,10 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
         return record(
           tx,
           ctx,
-          { kind: 'cleanup', changes: { tokensExpired: events.length, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, runsPurged: runs.length } },
+          {
+            kind: 'cleanup',
+            changes: { tokensExpired: events.length, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, rateLimitsPurged: limits?.n ?? 0, runsPurged: runs.length },
+          },
           events,
         );
       });
