@@ -57,7 +57,7 @@ function HealthBody({ s }: { s: SystemStatus }) {
             <Text component="dd" m={0} ff="monospace" data-testid="amk-fingerprint">
               {s.amkFingerprint ?? 'Not set up yet'}
             </Text>
-            <Text size="xs" c="gray.7">
+            <Text component="dd" m={0} size="xs" c="gray.7">
               Compare it with the one you noted at setup. If it ever changes, escrow copies may be sealed to another key.
             </Text>
           </div>
@@ -68,7 +68,7 @@ function HealthBody({ s }: { s: SystemStatus }) {
             <Text component="dd" m={0} fw={700} data-testid="restorable-count">
               {s.restorable.count}
             </Text>
-            <Text size="xs" c="gray.7">
+            <Text component="dd" m={0} size="xs" c="gray.7">
               {s.restorable.nextWindowEnd
                 ? `Completed rotations can be restored from their backup until their restore window ends; the first ends ${formatDateTime(s.restorable.nextWindowEnd)}.`
                 : 'No completed rotation can be restored: backups are purged when their restore window ends.'}
