@@ -25,9 +25,9 @@ import { secretsRoutes } from './modules/secrets/secrets.routes';
 import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
-import { registerErrorHandler, sendError } from './plugins/error-handler';
+import { clientErrorHandler, frameworkErrors, registerErrorHandler, sendError } from './plugins/error-handler';
 import { registerStrictJsonParser } from './plugins/json-body';
-import { registerSecurityHeaders } from './plugins/security-headers';
+import { registerSecurityHeaders, staticSecurityHeaders } from './plugins/security-headers';
 
 export interface BuildAppDeps {
   config: Config;
@@ -68,6 +68,7 @@ declare module 'fastify' {
 /** Builds the whole app as a plugin tree; no globals, so each test can build its own. */
 export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const securityHeaders = staticSecurityHeaders();
   const app = Fastify({
     logger: {
       level: config.LOG_LEVEL,
@@ -80,6 +81,10 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
     onConstructorPoisoning: 'error',
     trustProxy: config.TRUST_PROXY ? config.TRUST_PROXY.split(',').map((s) => s.trim()) : false,
     routerOptions: { maxParamLength: 200 },
+    // Refusals before any route runs (bad percent-encoding, unparseable HTTP) answer with the
+    // one error body too, never Fastify's own shapes.
+    frameworkErrors: frameworkErrors(securityHeaders),
+    clientErrorHandler: clientErrorHandler(securityHeaders),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -103,7 +108,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
 
   registerErrorHandler(app);
   await app.register(fastifyCookie);
-  registerSecurityHeaders(app);
+  registerSecurityHeaders(app, securityHeaders);
   await app.register(fastifyRateLimit, {
     global: true,
     max: config.RATE_LIMIT_PER_MINUTE,
@@ -159,6 +164,8 @@ function registerSpa(app: FastifyInstance, distDir: string) {
       index: false,
       maxAge: '1h',
       immutable: false,
+      // A dotfile in the build (an .env copied in by mistake) is never served: 404 like a missing file.
+      dotfiles: 'ignore',
       // `/` is the SPA's route, not a directory listing: let it fall through to index.html.
       allowedPath: (p) => p !== '/',
     });
