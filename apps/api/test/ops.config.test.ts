@@ -195,6 +195,35 @@ describe('ops: config', () => {
     expect(loadConfig({ DATA_DIR: tmp() }).jwtSecret).not.toBe(first.jwtSecret);
   });
 
+  it('DATABASE_URL without JWT_SECRET: refused, naming JWT_SECRET (each instance would make its own secret), and nothing written', () => {
+    const dir = tmp();
+    let error: unknown;
+    try {
+      loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn:CANARY-db-password@db.internal:5432/keyturn' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/\bJWT_SECRET\b/);
+    expect(message).toMatch(/\bDATABASE_URL\b/);
+    expect(message).not.toContain('CANARY-db-password');
+    expect(existsSync(path.join(dir, 'jwt-secret'))).toBe(false);
+    // with a JWT_SECRET it starts; on PGlite (no DATABASE_URL) the generated secret is still fine
+    expect(loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn@db.internal:5432/keyturn', JWT_SECRET: SECRET }).jwtSecret).toBe(SECRET);
+    expect(loadConfig({ DATA_DIR: dir }).usePglite).toBe(true);
+  });
+
+  it('a process that opens no sessions (the CLI) may use DATABASE_URL without JWT_SECRET, and writes no secret', () => {
+    const dir = tmp();
+    const c = loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn@db.internal:5432/keyturn' }, { sessions: false });
+    expect(c.usePglite).toBe(false);
+    expect(existsSync(path.join(dir, 'jwt-secret'))).toBe(false);
+    // still a full Config; a JWT_SECRET given is kept, a bad one still refused
+    expect(loadConfig({ DATA_DIR: dir, JWT_SECRET: SECRET }, { sessions: false }).jwtSecret).toBe(SECRET);
+    expect(() => loadConfig({ DATA_DIR: dir, JWT_SECRET: 'short' }, { sessions: false })).toThrow(/JWT_SECRET/);
+  });
+
   it('JWT_SECRET set: it wins and nothing is written to DATA_DIR', () => {
     const dir = tmp();
     expect(loadConfig({ DATA_DIR: dir, JWT_SECRET: SECRET }).jwtSecret).toBe(SECRET);
