@@ -1,6 +1,7 @@
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { openDatabase, runMigrations } from './db/client';
+import { firstRunBanner } from './lib/banner';
 
 /** Start-up only: config → database → migrations → app → listen → graceful close. */
 async function main() {
@@ -19,19 +20,7 @@ async function main() {
   const app = await buildApp({ config, database });
 
   const setup = await app.container.setup.prepareSetupCode();
-  if (setup) {
-    const banner = [
-      '',
-      '  ┌──────────────────────────────────────────────────────────────┐',
-      '  │ Keyturn first-run setup                                        │',
-      `  │ Open http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${config.PORT}/setup and enter the setup code:`,
-      `  │     ${setup.code}${setup.generated ? '' : '   (from SETUP_CODE)'}`,
-      '  │ It works once; it creates the first admin and the admin master key.',
-      '  └──────────────────────────────────────────────────────────────┘',
-      '',
-    ];
-    process.stdout.write(`${banner.join('\n')}\n`);
-  }
+  if (setup) process.stdout.write(firstRunBanner({ host: config.HOST, port: config.PORT, code: setup.code, fromEnv: !setup.generated }));
 
   const stopScheduler = app.container.maintenance.startScheduler(app.log);
   app.addHook('onClose', async () => {
