@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
 import fastifyJwt from '@fastify/jwt';
 import fastifyRateLimit from '@fastify/rate-limit';
@@ -26,6 +25,7 @@ import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
 import { clientErrorHandler, frameworkErrors, registerErrorHandler, sendError } from './plugins/error-handler';
+import { registerGracefulClose } from './plugins/graceful-close';
 import { registerStrictJsonParser } from './plugins/json-body';
 import { registerSecurityHeaders, staticSecurityHeaders } from './plugins/security-headers';
 
@@ -34,8 +34,8 @@ export interface BuildAppDeps {
   database: Database;
   clock?: Clock;
   rotationHooks?: ContainerDeps['rotationHooks'];
-  /** Where JSON logs go (tests capture them to grep for canaries). Default: stdout. */
-  logStream?: Writable;
+  /** Where JSON logs go (tests capture them to grep for canaries; the server: a non-blocking stdout). Default: stdout. */
+  logStream?: { write(line: string): void };
 }
 
 /** Fields that never reach a log line, wherever they appear. */
@@ -85,6 +85,8 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
     // one error body too, never Fastify's own shapes.
     frameworkErrors: frameworkErrors(securityHeaders),
     clientErrorHandler: clientErrorHandler(securityHeaders),
+    // While closing, late requests get registerGracefulClose's 503 in the one error body.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -109,6 +111,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   registerErrorHandler(app);
   await app.register(fastifyCookie);
   registerSecurityHeaders(app, securityHeaders);
+  registerGracefulClose(app);
   await app.register(fastifyRateLimit, {
     global: true,
     max: config.RATE_LIMIT_PER_MINUTE,

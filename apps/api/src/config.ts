@@ -48,6 +48,8 @@ export const EnvSchema = z.object({
   TRUST_PROXY: z.string().optional(),
   COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),
   INSTANCE_ID: z.string().max(100).optional(),
+  // After SIGTERM/SIGINT the process is gone within this many seconds, whatever is in flight.
+  SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
 }).superRefine((e, ctx) => {
   const inBounds = e.KDF_MEMORY_KIB >= KDF_FLOOR.m && e.KDF_ITERATIONS >= 1; // else already named above
   if (inBounds && e.KDF_MEMORY_KIB * e.KDF_ITERATIONS < KDF_FLOOR.mTimesT) {

@@ -59,6 +59,7 @@ describe('ops: config', () => {
       RATE_LIMIT_PER_MINUTE: 300,
       AUTH_RATE_LIMIT_PER_MINUTE: 30,
       COOKIE_SECURE: 'auto',
+      SHUTDOWN_TIMEOUT_SECONDS: 30,
       kdf: { alg: 'argon2id', m: 19_456, t: 2, p: 1 },
       jwtSecret: SECRET,
       usePglite: true,
@@ -131,6 +132,7 @@ describe('ops: config', () => {
     ['KDF_ITERATIONS', ['0', '11'], ['2', '10']],
     ['KDF_PARALLELISM', ['0', '9'], ['1', '8']],
     ['KDF_MAX_CONCURRENCY', ['-1', '257', '1.5'], ['0', '1', '256']],
+    ['SHUTDOWN_TIMEOUT_SECONDS', ['0', '3601', '2.5', 'soon'], ['1', '3600']],
   ];
 
   for (const [name, refused, accepted] of BOUNDS) {
