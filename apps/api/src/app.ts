@@ -149,7 +149,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes(container.audit, container.auditVerdicts));
   await app.register(adminAccountRoutes(container.setup));
   await app.register(maintenanceRoutes(container.maintenance));
-  await app.register(healthRoutes(container));
+  await app.register(healthRoutes({ health: container.health, metrics: container.metrics, metricsToken: config.METRICS_TOKEN }));
 
   registerSpa(app, config.WEB_DIST_DIR);
   return app;

@@ -50,6 +50,11 @@ export const EnvSchema = z.object({
   INSTANCE_ID: z.string().max(100).optional(),
   // After SIGTERM/SIGINT the process is gone within this many seconds, whatever is in flight.
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  // /readyz's verdict and /metrics' database gauges are reused this long: one database round per
+  // interval, however many probes and scrapes (0: every call does the round, concurrent ones share it).
+  HEALTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(60).default(2),
+  // Set: /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').max(200).optional(),
 }).superRefine((e, ctx) => {
   const inBounds = e.KDF_MEMORY_KIB >= KDF_FLOOR.m && e.KDF_ITERATIONS >= 1; // else already named above
   if (inBounds && e.KDF_MEMORY_KIB * e.KDF_ITERATIONS < KDF_FLOOR.mTimesT) {

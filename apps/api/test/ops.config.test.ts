@@ -60,6 +60,7 @@ describe('ops: config', () => {
       AUTH_RATE_LIMIT_PER_MINUTE: 30,
       COOKIE_SECURE: 'auto',
       SHUTDOWN_TIMEOUT_SECONDS: 30,
+      HEALTH_CACHE_SECONDS: 2,
       kdf: { alg: 'argon2id', m: 19_456, t: 2, p: 1 },
       jwtSecret: SECRET,
       usePglite: true,
@@ -67,6 +68,7 @@ describe('ops: config', () => {
     expect(c.DATABASE_URL).toBeUndefined();
     expect(c.SETUP_CODE).toBeUndefined();
     expect(c.TRUST_PROXY).toBeUndefined();
+    expect(c.METRICS_TOKEN).toBeUndefined();
     expect(c.instanceId).toMatch(new RegExp(`^${process.pid}-[0-9a-f]{8}$`));
     // the secret is consumed into jwtSecret, not kept under its variable name
     expect(c).not.toHaveProperty('JWT_SECRET');
@@ -133,6 +135,8 @@ describe('ops: config', () => {
     ['KDF_PARALLELISM', ['0', '9'], ['1', '8']],
     ['KDF_MAX_CONCURRENCY', ['-1', '257', '1.5'], ['0', '1', '256']],
     ['SHUTDOWN_TIMEOUT_SECONDS', ['0', '3601', '2.5', 'soon'], ['1', '3600']],
+    ['HEALTH_CACHE_SECONDS', ['-1', '61', '0.5'], ['0', '60']],
+    ['METRICS_TOKEN', ['x'.repeat(15), 'x'.repeat(201)], ['x'.repeat(16), 'x'.repeat(200)]],
   ];
 
   for (const [name, refused, accepted] of BOUNDS) {
