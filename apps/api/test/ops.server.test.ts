@@ -274,7 +274,7 @@ describeBoth('ops: the server process', (backend) => {
       const exit = await exitWithin(s, (bound + 3) * 1000);
       agent.destroy();
       const took = exit.at - sent;
-      expect(took, 'ms from SIGTERM to exit').toBeLessThanOrEqual(bound * 1000);
+      expect(took, 'ms from SIGTERM to exit').toBeLessThanOrEqual(bound * 1000 + 250);
       // Nothing was wrong but stdout: the shutdown itself completes (log lines are dropped, not waited for).
       expect(exit, s.stderr()).toMatchObject({ code: 0, signal: null });
       expect(s.stderr()).toMatch(/log lines? (were|was) dropped/);
@@ -292,9 +292,10 @@ describeBoth('ops: the server process', (backend) => {
       const exit = await exitWithin(s, (bound + 4) * 1000);
       const took = exit.at - sent;
       expect(exit.signal, `${JSON.stringify(exit)} ${s.stderr()}`).toBe('SIGKILL');
-      // the watchdog kills a quarter second before the bound: gone by the bound, not long before
+      // the watchdog kills half a second before the bound (shutdownDeadlines): gone by the bound,
+      // not long before it (+250 ms: this runner's own event loop may notice the exit late)
       expect(took).toBeGreaterThanOrEqual(bound * 1000 - 1000);
-      expect(took).toBeLessThanOrEqual(bound * 1000);
+      expect(took).toBeLessThanOrEqual(bound * 1000 + 250);
       console.log(`(d) ${backend}: killed by the watchdog ${took} ms after SIGTERM (bound ${bound} s)`);
     },
     SLOW,
@@ -405,7 +406,7 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('ops: the server process, a rotation
       const exit = await exitWithin(s, 5_000);
       const took = exit.at - sent;
       expect(exit, s.stderr()).toMatchObject({ code: 1, signal: null });
-      expect(took).toBeLessThanOrEqual(1_000);
+      expect(took).toBeLessThanOrEqual(1_000 + 250);
       expect(s.logs().some((l) => /did not finish within SHUTDOWN_TIMEOUT_SECONDS/.test(l.msg ?? '') && l.level === 50)).toBe(true);
       expect((await answer).status, 'no answer: the process was gone').toBe(0);
       // nothing committed: the old key version, the token still in_progress until recover settles it
