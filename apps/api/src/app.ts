@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
 import fastifyJwt from '@fastify/jwt';
 import fastifyRateLimit from '@fastify/rate-limit';
@@ -26,17 +25,18 @@ import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
 import { registerAuth } from './plugins/auth';
 import { postgresRateLimitStore } from './plugins/rate-limit-store';
-import { registerErrorHandler, sendError } from './plugins/error-handler';
+import { clientErrorHandler, frameworkErrors, registerErrorHandler, sendError } from './plugins/error-handler';
+import { registerGracefulClose } from './plugins/graceful-close';
 import { registerStrictJsonParser } from './plugins/json-body';
-import { registerSecurityHeaders } from './plugins/security-headers';
+import { registerSecurityHeaders, staticSecurityHeaders } from './plugins/security-headers';
 
 export interface BuildAppDeps {
   config: Config;
   database: Database;
   clock?: Clock;
   rotationHooks?: ContainerDeps['rotationHooks'];
-  /** Where JSON logs go (tests capture them to grep for canaries). Default: stdout. */
-  logStream?: Writable;
+  /** Where JSON logs go (tests capture them to grep for canaries; the server: a non-blocking stdout). Default: stdout. */
+  logStream?: { write(line: string): void };
 }
 
 /** Fields that never reach a log line, wherever they appear. */
@@ -69,6 +69,7 @@ declare module 'fastify' {
 /** Builds the whole app as a plugin tree; no globals, so each test can build its own. */
 export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const securityHeaders = staticSecurityHeaders();
   const app = Fastify({
     logger: {
       level: config.LOG_LEVEL,
@@ -81,6 +82,12 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
     onConstructorPoisoning: 'error',
     trustProxy: config.TRUST_PROXY ? config.TRUST_PROXY.split(',').map((s) => s.trim()) : false,
     routerOptions: { maxParamLength: 200 },
+    // Refusals before any route runs (bad percent-encoding, unparseable HTTP) answer with the
+    // one error body too, never Fastify's own shapes.
+    frameworkErrors: frameworkErrors(securityHeaders),
+    clientErrorHandler: clientErrorHandler(securityHeaders),
+    // While closing, late requests get registerGracefulClose's 503 in the one error body.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -104,7 +111,8 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
 
   registerErrorHandler(app);
   await app.register(fastifyCookie);
-  registerSecurityHeaders(app);
+  registerSecurityHeaders(app, securityHeaders);
+  registerGracefulClose(app);
   const sharedCounters = config.RATE_LIMIT_STORE === 'database' || (config.RATE_LIMIT_STORE === 'auto' && deps.database.kind === 'postgres');
   if (sharedCounters && !deps.database.pool) throw new Error('RATE_LIMIT_STORE=database needs DATABASE_URL (a Postgres server)');
   await app.register(fastifyRateLimit, {
@@ -148,7 +156,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes(container.audit, container.auditVerdicts));
   await app.register(adminAccountRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(maintenanceRoutes(container.maintenance));
-  await app.register(healthRoutes(container));
+  await app.register(healthRoutes({ health: container.health, metrics: container.metrics, metricsToken: config.METRICS_TOKEN }));
 
   registerSpa(app, config.WEB_DIST_DIR);
   return app;
@@ -166,6 +174,8 @@ function registerSpa(app: FastifyInstance, distDir: string) {
       index: false,
       maxAge: '1h',
       immutable: false,
+      // A dotfile in the build (an .env copied in by mistake) is never served: 404 like a missing file.
+      dotfiles: 'ignore',
       // `/` is the SPA's route, not a directory listing: let it fall through to index.html.
       allowedPath: (p) => p !== '/',
     });

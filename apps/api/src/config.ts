@@ -60,6 +60,13 @@ export const EnvSchema = z.object({
   TRUST_PROXY: z.string().optional(),
   COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto'),
   INSTANCE_ID: z.string().max(100).optional(),
+  // After SIGTERM/SIGINT the process is gone within this many seconds, whatever is in flight.
+  SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  // /readyz's verdict and /metrics' database gauges are reused this long: one database round per
+  // interval, however many probes and scrapes (0: every call does the round, concurrent ones share it).
+  HEALTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(60).default(2),
+  // Set: /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').max(200).optional(),
 }).superRefine((e, ctx) => {
   const inBounds = e.KDF_MEMORY_KIB >= KDF_FLOOR.m && e.KDF_ITERATIONS >= 1; // else already named above
   if (inBounds && e.KDF_MEMORY_KIB * e.KDF_ITERATIONS < KDF_FLOOR.mTimesT) {
@@ -78,8 +85,16 @@ export interface Config extends Omit<Env, 'JWT_SECRET' | 'KDF_MEMORY_KIB' | 'KDF
 
 export class ConfigError extends Error {}
 
+export interface LoadConfigOptions {
+  /**
+   * Whether this process signs and checks sessions (default true: the server). The CLI opens
+   * none, so it needs no JWT_SECRET on a shared database and writes no generated one.
+   */
+  sessions?: boolean;
+}
+
 /** Parse the environment; a bad value stops start-up with a message naming the variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, opts: LoadConfigOptions = {}): Config {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(cleaned);
   if (!parsed.success) {
@@ -87,6 +102,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const sessions = opts.sessions ?? true;
+  if (sessions && e.DATABASE_URL && !e.JWT_SECRET) {
+    // A generated secret lives in one instance's DATA_DIR: on a shared database every instance
+    // would make its own, and a session signed by one would be refused by the next.
+    throw new ConfigError(
+      'Invalid configuration:\n  JWT_SECRET: required when DATABASE_URL is set (every instance on the database must sign sessions with the same secret; e.g. `openssl rand -base64 48`)',
+    );
+  }
   // Relative paths mean the same from every entry point (pnpm scripts run in apps/api): the repo root.
   const dataDir = path.resolve(REPO_ROOT, e.DATA_DIR);
   const { JWT_SECRET, KDF_MEMORY_KIB, KDF_ITERATIONS, KDF_PARALLELISM, ...rest } = e;
@@ -94,7 +117,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...rest,
     DATA_DIR: dataDir,
     WEB_DIST_DIR: path.resolve(REPO_ROOT, e.WEB_DIST_DIR),
-    jwtSecret: JWT_SECRET ?? persistedSecret(dataDir),
+    // Without sessions (the CLI) the secret is never used: an unset one stays unset on disk.
+    jwtSecret: JWT_SECRET ?? (sessions ? persistedSecret(dataDir) : randomBytes(32).toString('base64url')),
     kdf: { alg: 'argon2id', m: KDF_MEMORY_KIB, t: KDF_ITERATIONS, p: KDF_PARALLELISM },
     instanceId: e.INSTANCE_ID ?? `${process.pid}-${randomBytes(4).toString('hex')}`,
     usePglite: !e.DATABASE_URL,

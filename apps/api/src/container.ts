@@ -7,6 +7,7 @@ import { createAuditVerdicts } from './modules/audit/audit.verdicts';
 import { createAuthRepo } from './modules/auth/auth.repo';
 import { createAuthService } from './modules/auth/auth.service';
 import type { TokenSigner } from './modules/auth/tokens';
+import { createHealthService } from './modules/health/health.service';
 import { createMetrics } from './modules/health/metrics';
 import { createMaintenanceService } from './modules/maintenance/maintenance.service';
 import { createRotationRepo } from './modules/rotation/rotation.repo';
@@ -53,6 +54,7 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
   });
   const auditVerdicts = createAuditVerdicts({ db, audit, clock, metrics, instanceId: config.instanceId });
   const maintenance = createMaintenanceService({ db, database, rotationRepo, audit, auditVerdicts, clock, config, metrics, rotation });
+  const health = createHealthService({ database, db, amkRepo, setup, maintenance, cacheMs: config.HEALTH_CACHE_SECONDS * 1000 });
   return {
     db,
     database,
@@ -66,6 +68,7 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     secrets,
     rotation,
     maintenance,
+    health,
     repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo },
   };
 }

@@ -1,6 +1,9 @@
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { openDatabase, runMigrations } from './db/client';
+import { firstRunBanner } from './lib/banner';
+import { createLogDestination } from './lib/log-destination';
+import { createShutdown } from './lib/shutdown';
 
 /** Start-up only: config → database → migrations → app → listen → graceful close. */
 async function main() {
@@ -14,48 +17,33 @@ async function main() {
     }
     throw e;
   }
+  // Logs never block the event loop nor the exit, whoever reads stdout (lib/log-destination.ts).
+  const logs = createLogDestination(process.stdout);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
   await runMigrations(database);
-  const app = await buildApp({ config, database });
+  const app = await buildApp({ config, database, logStream: logs });
 
   const setup = await app.container.setup.prepareSetupCode();
-  if (setup) {
-    const banner = [
-      '',
-      '  ┌──────────────────────────────────────────────────────────────┐',
-      '  │ Keyturn first-run setup                                        │',
-      `  │ Open http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${config.PORT}/setup and enter the setup code:`,
-      `  │     ${setup.code}${setup.generated ? '' : '   (from SETUP_CODE)'}`,
-      '  │ It works once; it creates the first admin and the admin master key.',
-      '  └──────────────────────────────────────────────────────────────┘',
-      '',
-    ];
-    process.stdout.write(`${banner.join('\n')}\n`);
-  }
+  if (setup) logs.write(firstRunBanner({ host: config.HOST, port: config.PORT, code: setup.code, fromEnv: !setup.generated }));
 
   const stopScheduler = app.container.maintenance.startScheduler(app.log);
-  app.addHook('onClose', async () => {
-    await stopScheduler();
-  });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => process.exit(1), 30_000);
-    force.unref();
-    try {
-      await app.close();
-      await database.close();
-    } finally {
-      process.exit(0);
-    }
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  const shutdown = createShutdown({
+    log: app.log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    stopScheduler,
+    closeServer: () => app.close(),
+    closeDatabase: () => database.close(),
+    flushLogs: (ms) => logs.flush(ms),
+    exit: (code) => {
+      if (logs.dropped > 0) process.stderr.write(`Keyturn: ${logs.dropped} log lines were dropped: stdout was not being read\n`);
+      process.exit(code);
+    },
+  });
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((e) => {

@@ -120,7 +120,8 @@ describeBoth('ops: CLI', (backend) => {
   async function withApp(fn: (t: Parameters<typeof rotate>[0]) => Promise<void>): Promise<void> {
     const config = loadConfig({
       DATA_DIR: dataDir,
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      // the app signs sessions: on Postgres it needs a JWT_SECRET (the CLI processes do not)
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl, JWT_SECRET: randomBytes(32).toString('base64url') } : {}),
       LOG_LEVEL: 'silent',
       MAINTENANCE_INTERVAL_SECONDS: '0',
       WEB_DIST_DIR: path.join(dataDir, 'no-web-build'),

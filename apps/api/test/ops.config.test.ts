@@ -59,6 +59,8 @@ describe('ops: config', () => {
       RATE_LIMIT_PER_MINUTE: 300,
       AUTH_RATE_LIMIT_PER_MINUTE: 30,
       COOKIE_SECURE: 'auto',
+      SHUTDOWN_TIMEOUT_SECONDS: 30,
+      HEALTH_CACHE_SECONDS: 2,
       kdf: { alg: 'argon2id', m: 19_456, t: 2, p: 1 },
       jwtSecret: SECRET,
       usePglite: true,
@@ -66,6 +68,7 @@ describe('ops: config', () => {
     expect(c.DATABASE_URL).toBeUndefined();
     expect(c.SETUP_CODE).toBeUndefined();
     expect(c.TRUST_PROXY).toBeUndefined();
+    expect(c.METRICS_TOKEN).toBeUndefined();
     expect(c.instanceId).toMatch(new RegExp(`^${process.pid}-[0-9a-f]{8}$`));
     // the secret is consumed into jwtSecret, not kept under its variable name
     expect(c).not.toHaveProperty('JWT_SECRET');
@@ -131,6 +134,9 @@ describe('ops: config', () => {
     ['KDF_ITERATIONS', ['0', '11'], ['2', '10']],
     ['KDF_PARALLELISM', ['0', '9'], ['1', '8']],
     ['KDF_MAX_CONCURRENCY', ['-1', '257', '1.5'], ['0', '1', '256']],
+    ['SHUTDOWN_TIMEOUT_SECONDS', ['0', '3601', '2.5', 'soon'], ['1', '3600']],
+    ['HEALTH_CACHE_SECONDS', ['-1', '61', '0.5'], ['0', '60']],
+    ['METRICS_TOKEN', ['x'.repeat(15), 'x'.repeat(201)], ['x'.repeat(16), 'x'.repeat(200)]],
   ];
 
   for (const [name, refused, accepted] of BOUNDS) {
@@ -193,6 +199,35 @@ describe('ops: config', () => {
     expect(second.jwtSecret).toBe(first.jwtSecret);
     // another data directory gets another secret
     expect(loadConfig({ DATA_DIR: tmp() }).jwtSecret).not.toBe(first.jwtSecret);
+  });
+
+  it('DATABASE_URL without JWT_SECRET: refused, naming JWT_SECRET (each instance would make its own secret), and nothing written', () => {
+    const dir = tmp();
+    let error: unknown;
+    try {
+      loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn:CANARY-db-password@db.internal:5432/keyturn' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/\bJWT_SECRET\b/);
+    expect(message).toMatch(/\bDATABASE_URL\b/);
+    expect(message).not.toContain('CANARY-db-password');
+    expect(existsSync(path.join(dir, 'jwt-secret'))).toBe(false);
+    // with a JWT_SECRET it starts; on PGlite (no DATABASE_URL) the generated secret is still fine
+    expect(loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn@db.internal:5432/keyturn', JWT_SECRET: SECRET }).jwtSecret).toBe(SECRET);
+    expect(loadConfig({ DATA_DIR: dir }).usePglite).toBe(true);
+  });
+
+  it('a process that opens no sessions (the CLI) may use DATABASE_URL without JWT_SECRET, and writes no secret', () => {
+    const dir = tmp();
+    const c = loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://keyturn@db.internal:5432/keyturn' }, { sessions: false });
+    expect(c.usePglite).toBe(false);
+    expect(existsSync(path.join(dir, 'jwt-secret'))).toBe(false);
+    // still a full Config; a JWT_SECRET given is kept, a bad one still refused
+    expect(loadConfig({ DATA_DIR: dir, JWT_SECRET: SECRET }, { sessions: false }).jwtSecret).toBe(SECRET);
+    expect(() => loadConfig({ DATA_DIR: dir, JWT_SECRET: 'short' }, { sessions: false })).toThrow(/JWT_SECRET/);
   });
 
   it('JWT_SECRET set: it wins and nothing is written to DATA_DIR', () => {

@@ -8,6 +8,7 @@ import type { ApproveResult, RotateResult } from '@keyturn/shared';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { REDACT_PATHS } from '../src/app';
+import { READY_TIMEOUT_MS } from '../src/modules/health/health.service';
 import {
   api,
   canary,
@@ -385,17 +386,28 @@ describeBoth('ops: health, metrics and logs', (backend) => {
 
 describeBoth('ops: /readyz when the database is not ready', (backend) => {
   it('503 with migrations=false when a migration is missing, then database=false once the database is gone', async () => {
-    const t = await createTestApp({ backend });
+    // The verdict is reused for HEALTH_CACHE_SECONDS (ops.health-cache.test.ts): each change shows
+    // within that interval plus the readiness timeout.
+    const t = await createTestApp({ backend, env: { HEALTH_CACHE_SECONDS: '1' } });
+    const readyzOnceChanged = async (previous: string) => {
+      const until = Date.now() + 1_000 + READY_TIMEOUT_MS + 500;
+      for (;;) {
+        const res = await t.app.inject({ method: 'GET', url: '/readyz' });
+        if (res.body !== previous || Date.now() > until) return res;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
     try {
-      expect((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+      const ready = await t.app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(200);
 
       await runSql(t.database, 'delete from drizzle.__drizzle_migrations where id = (select max(id) from drizzle.__drizzle_migrations)');
-      const stale = await t.app.inject({ method: 'GET', url: '/readyz' });
+      const stale = await readyzOnceChanged(ready.body);
       expect(stale.statusCode).toBe(503);
       expect(json(stale)).toEqual({ ready: false, checks: { database: true, migrations: false, amk: true } });
 
       await t.database.close();
-      const gone = await t.app.inject({ method: 'GET', url: '/readyz' });
+      const gone = await readyzOnceChanged(stale.body);
       expect(gone.statusCode).toBe(503);
       expect(json(gone)).toEqual({ ready: false, checks: { database: false, migrations: false, amk: false } });
       // the process itself is still alive

@@ -63,7 +63,8 @@ async function main(argv: string[]): Promise<number> {
   const out: Out = { json: values.json };
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig();
+    // The CLI opens no sessions: it runs on a shared DATABASE_URL without JWT_SECRET.
+    config = loadConfig(undefined, { sessions: false });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { AppError, ERROR_STATUS, type ErrorBody, type ErrorCode } from '@keyturn/shared';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
@@ -82,7 +84,15 @@ export function registerErrorHandler(app: FastifyInstance) {
     if (err.statusCode === 429) return sendError(reply, request, 'RATE_LIMITED', 'Too many requests. Slow down and try again shortly.');
     if (err.statusCode === 413) return sendError(reply, request, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
     if (err.statusCode === 415) return sendError(reply, request, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON with Content-Type: application/json.');
-    if (err.statusCode === 404) return sendError(reply, request, 'NOT_FOUND', 'Not found.');
+    // The static file servers (the SPA's, the API docs') refuse directories, non-canonical and
+    // traversal paths with a 403: a path we do not serve, answered like a missing file (so it
+    // tells nothing about which directories exist), never a 500.
+    if (err.statusCode === 404 || err.statusCode === 403) return sendError(reply, request, 'NOT_FOUND', 'Not found.');
+    // Any other client error a plugin raises (an unsatisfiable Range, a failed If-Match on a
+    // static file): the client's doing, so a 4xx in the one body, never a 500.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, request, 'VALIDATION_FAILED', 'The request was refused: check its headers and URL.');
+    }
     // Database unreachable or refusing writes: a fast, generic 503. Drizzle wraps driver errors
     // (DrizzleQueryError), so the SQLSTATE and the driver's message are on err.cause.
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
@@ -102,4 +112,46 @@ export function registerErrorHandler(app: FastifyInstance) {
     request.log.error({ err: loggable(err) }, 'unhandled error');
     return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
   });
+}
+
+/**
+ * Fastify's `frameworkErrors`: the router's refusals, before any route or hook runs. A URL that
+ * is not valid percent-encoding (`/%zz`) and a path parameter past maxParamLength are the
+ * client's doing: a 400 in the one error body, with the security headers every answer carries.
+ */
+export function frameworkErrors(securityHeaders: Record<string, string>) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    reply.headers(securityHeaders);
+    if (err.code === 'FST_ERR_BAD_URL') return sendError(reply, request, 'VALIDATION_FAILED', 'The request URL is not valid: bad percent-encoding.');
+    if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, request, 'VALIDATION_FAILED', 'A part of the request URL is too long.');
+    request.log.error({ err: loggable(err) }, 'router error');
+    return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
+  };
+}
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before there is a request at
+ * all (not HTTP, an unknown method, a request line or headers past the 16 KiB limit, a request
+ * that never finished arriving). Answered with the one error body (a fresh request id, logged at
+ * debug) and the connection closed, as Node and Fastify do by default.
+ */
+export function clientErrorHandler(securityHeaders: Record<string, string>) {
+  // Fastify calls it bound to the instance: `this.log` is the app's logger.
+  return function (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex) {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const requestId = randomUUID();
+    const message =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'The request line or headers are too large.'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'The request did not arrive in time.'
+          : 'The request is not valid HTTP.';
+    this.log.debug({ reqId: requestId, code: err.code }, 'malformed request refused');
+    const body = JSON.stringify({ error: { code: 'VALIDATION_FAILED', message, requestId } } satisfies ErrorBody);
+    const headers = { ...securityHeaders, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(body)), connection: 'close' };
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${ERROR_STATUS.VALIDATION_FAILED} Bad Request\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
+    }
+    socket.destroy(err);
+  };
 }

@@ -49,8 +49,7 @@ export function staticSecurityHeaders(options: Readonly<HelmetOptions> = HELMET_
 }
 
 /** Sets them first thing on every request, so errors, 404s and static files carry them too. */
-export function registerSecurityHeaders(app: FastifyInstance): void {
-  const headers = staticSecurityHeaders();
+export function registerSecurityHeaders(app: FastifyInstance, headers: Record<string, string> = staticSecurityHeaders()): void {
   app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(headers);
     done();

@@ -1,44 +1,57 @@
-import { sql } from 'drizzle-orm';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError } from '@keyturn/shared';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Container } from '../../container';
-import { migrationsCurrent } from '../../db/client';
-import { amk } from '../../db/schema';
+import type { HealthService } from './health.service';
+import type { Metrics } from './metrics';
 
 const ReadySchema = z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) });
 
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * `Authorization: Bearer <token>` against the expected token, in constant time: both sides are
+ * hashed to 32 bytes first, so neither the comparison nor the lengths tell how close a guess was.
+ */
+export function bearerMatches(header: string | undefined, expectedDigest: Buffer): boolean {
+  const m = /^Bearer ([\x21-\x7e]+)$/.exec(header ?? '');
+  const same = timingSafeEqual(sha256(m?.[1] ?? ''), expectedDigest);
+  return same && m !== null;
+}
+
+export interface HealthRouteDeps {
+  health: HealthService;
+  metrics: Metrics;
+  /** METRICS_TOKEN: when set, /metrics answers only to `Authorization: Bearer <it>`. */
+  metricsToken: string | undefined;
+}
+
 export const healthRoutes =
-  (c: Container): FastifyPluginAsyncZod =>
+  ({ health, metrics, metricsToken }: HealthRouteDeps): FastifyPluginAsyncZod =>
   async (app) => {
+    const tokenDigest = metricsToken === undefined ? null : sha256(metricsToken);
+
     app.get('/healthz', { config: { rateLimit: false }, schema: { tags: ['ops'], summary: 'The process is alive' } }, async () => ({ ok: true }));
 
     app.get(
       '/readyz',
-      { config: { rateLimit: false }, schema: { tags: ['ops'], summary: 'Database reachable, migrations current, AMK present', response: { 200: ReadySchema, 503: ReadySchema } } },
+      {
+        config: { rateLimit: false },
+        schema: { tags: ['ops'], summary: 'Database reachable, migrations current, AMK present (a verdict reused for HEALTH_CACHE_SECONDS)', response: { 200: ReadySchema, 503: ReadySchema } },
+      },
       async (_request, reply) => {
-        const checks: Record<string, boolean> = { database: false, migrations: false, amk: false };
-        try {
-          await Promise.race([c.database.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 5000))]);
-          checks.database = true;
-          checks.migrations = await migrationsCurrent(c.database);
-          const [row] = await c.db.select({ n: sql<number>`count(*)::int` }).from(amk);
-          // Before first-run setup there is no AMK yet: still ready, so the setup page can load.
-          checks.amk = (row?.n ?? 0) > 0 || (await c.setup.needed());
-        } catch {
-          /* reported through the checks */
-        }
-        const ready = Object.values(checks).every(Boolean);
-        return reply.code(ready ? 200 : 503).send({ ready, checks });
+        const r = await health.readiness();
+        return reply.code(r.ready ? 200 : 503).send(r);
       },
     );
 
-    app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (_request, reply) => {
-      reply.type('text/plain; version=0.0.4; charset=utf-8');
-      try {
-        await c.maintenance.refreshGauges();
-      } catch {
-        /* the database may be down: still serve the process metrics */
+    app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (request, reply) => {
+      if (tokenDigest && !bearerMatches(request.headers.authorization, tokenDigest)) {
+        reply.header('www-authenticate', 'Bearer realm="metrics"');
+        throw new AppError('UNAUTHENTICATED', 'The metrics need their token: Authorization: Bearer <METRICS_TOKEN>.');
       }
-      return c.metrics.render();
+      await health.refreshGauges();
+      reply.type('text/plain; version=0.0.4; charset=utf-8');
+      return metrics.render();
     });
   };
