@@ -330,7 +330,7 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('ops: the server process, a rotation
   async function readyToRotate(N: number, env: Record<string, string>) {
     const fresh = await createFreshDatabase();
     dbs.push(fresh);
-    const setupCode = `kt-setup-${randomBytes(9).toString('hex')}`;
+    const setupCode = `kt-setup-${randomBytes(16).toString('hex')}`;
     const s = await startServer({
       DATABASE_URL: fresh.url,
       JWT_SECRET: randomBytes(32).toString('base64url'),
