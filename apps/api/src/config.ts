@@ -19,6 +19,8 @@ export const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default(path.join(REPO_ROOT, 'data')),
+  // Embedded PGlite only: `on` fsyncs every commit to disk; `off` trades crash safety for speed (db/README.md).
+  PGLITE_FSYNC: z.enum(['on', 'off']).default('on'),
   SETUP_CODE: z.string().min(8).max(200).optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

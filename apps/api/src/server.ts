@@ -1,6 +1,6 @@
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
-import { openDatabase, runMigrations } from './db/client';
+import { databaseOptions, durabilityNote, openDatabase, runMigrations } from './db/client';
 
 /** Start-up only: config → database → migrations → app → listen → graceful close. */
 async function main() {
@@ -14,7 +14,7 @@ async function main() {
     }
     throw e;
   }
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase(databaseOptions(config));
   await runMigrations(database);
   const app = await buildApp({ config, database });
 
@@ -39,6 +39,7 @@ async function main() {
   });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
+  app.log[database.durability === 'page-cache' ? 'warn' : 'info']({ durability: database.durability }, durabilityNote(database.durability));
 
   let closing = false;
   const shutdown = async (signal: string) => {
