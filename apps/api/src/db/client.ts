@@ -10,6 +10,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import type { Config } from '../config';
 import { openDurablePglite } from './pglite-durable';
+import { MIGRATION_LOCK, migrateAsOwner } from './roles';
 import * as schema from './schema';
 
 /** One database type for both drivers (PGlite embedded, node-postgres pool). */
@@ -38,6 +39,8 @@ export interface Database {
   close(): Promise<void>;
   /** node-postgres pool (postgres only), for pool metrics. */
   pool?: pg.Pool;
+  /** Postgres only: migrations run as this URL's role (MIGRATION_DATABASE_URL; see roles.ts). */
+  migrationDatabaseUrl?: string;
 }
 
 /**
@@ -100,11 +103,14 @@ export interface OpenDbOptions {
   poolSize?: number;
   /** On-disk PGlite only: fsync every commit (default true; PGLITE_FSYNC=off turns it off). */
   fsync?: boolean;
+  /** Postgres only: the owner role migrations run as (MIGRATION_DATABASE_URL). */
+  migrationDatabaseUrl?: string;
 }
 
 /** openDatabase's options as the configuration sets them (server, CLI, bench). */
-export const databaseOptions = (config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'PGLITE_FSYNC'>): OpenDbOptions => ({
+export const databaseOptions = (config: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'DATA_DIR' | 'PGLITE_FSYNC'>): OpenDbOptions => ({
   databaseUrl: config.DATABASE_URL,
+  migrationDatabaseUrl: config.MIGRATION_DATABASE_URL,
   dataDir: config.DATA_DIR,
   fsync: config.PGLITE_FSYNC === 'on',
 });
@@ -141,6 +147,7 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
       durability: 'server',
       fsyncs: 0,
       pool,
+      ...(opts.migrationDatabaseUrl ? { migrationDatabaseUrl: opts.migrationDatabaseUrl } : {}),
       rows: (q, tx) => rowsOf(tx ?? db, q),
       ping: async () => {
         await pool.query('select 1');
@@ -180,18 +187,25 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
   };
 }
 
-/** Apply committed migrations (idempotent). On Postgres an advisory lock serialises instances. */
+/**
+ * Apply committed migrations (idempotent). On Postgres an advisory lock serialises instances; with
+ * a migration role they run as that role, and the app's role gets its privileges (roles.ts).
+ */
 export async function runMigrations(database: Database): Promise<void> {
   if (database.kind === 'pglite') {
     await migratePglite(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
     return;
   }
+  if (database.migrationDatabaseUrl) {
+    await migrateAsOwner(database.pool!, database.migrationDatabaseUrl, MIGRATIONS_DIR);
+    return;
+  }
   const client = await database.pool!.connect();
   try {
-    await client.query('select pg_advisory_lock(727274001)');
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await migratePg(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
   } finally {
-    await client.query('select pg_advisory_unlock(727274001)').catch(() => {});
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     client.release();
   }
 }
