@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The API suite. Every test file builds its own app on a fresh migrated database (PGlite in
- * memory, and a fresh Postgres database when TEST_DATABASE_URL is set), so files are independent
+ * memory, and a fresh database on the run's Postgres server: TEST_DATABASE_URL's, else the
+ * throw-away server global-setup.ts starts), so files are independent
  * and may run side by side; two workers match the 2-core CI machine (argon2 and PGlite's WASM are
  * CPU-bound, more workers only contend).
  */

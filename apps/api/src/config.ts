@@ -18,7 +18,11 @@ export const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: z.string().url().optional(),
+  // An owner role for migrations only; DATABASE_URL's role then owns nothing (db/roles.ts, RELIABILITY G4).
+  MIGRATION_DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default(path.join(REPO_ROOT, 'data')),
+  // Embedded PGlite only: `on` fsyncs every commit to disk; `off` trades crash safety for speed (db/README.md).
+  PGLITE_FSYNC: z.enum(['on', 'off']).default('on'),
   SETUP_CODE: z
     .string()
     .max(200)
@@ -68,6 +72,9 @@ export const EnvSchema = z.object({
   // Set: /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
   METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').max(200).optional(),
 }).superRefine((e, ctx) => {
+  if (e.MIGRATION_DATABASE_URL && !e.DATABASE_URL) {
+    ctx.addIssue({ code: 'custom', path: ['MIGRATION_DATABASE_URL'], message: 'needs DATABASE_URL (the embedded database has no roles)' });
+  }
   const inBounds = e.KDF_MEMORY_KIB >= KDF_FLOOR.m && e.KDF_ITERATIONS >= 1; // else already named above
   if (inBounds && e.KDF_MEMORY_KIB * e.KDF_ITERATIONS < KDF_FLOOR.mTimesT) {
     ctx.addIssue({ code: 'custom', path: ['KDF_ITERATIONS'], message: `KDF_MEMORY_KIB × KDF_ITERATIONS must be at least ${KDF_FLOOR.mTimesT} (OWASP)` });

@@ -30,6 +30,7 @@ export interface ContainerDeps {
 export function createContainer({ config, database, signer, clock = dbClock, rotationHooks }: ContainerDeps) {
   const db = database.db;
   const metrics = createMetrics();
+  if (database.durability === 'fsync') metrics.pgliteFsyncs.source(() => database.fsyncs);
   const auditRepo = createAuditRepo();
   const audit = createAuditService({ db, repo: auditRepo });
   const authRepo = createAuthRepo();

@@ -1,6 +1,6 @@
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
-import { openDatabase, runMigrations } from './db/client';
+import { databaseOptions, durabilityNote, openDatabase, runMigrations } from './db/client';
 import { firstRunBanner } from './lib/banner';
 import { createLogDestination } from './lib/log-destination';
 import { createShutdown } from './lib/shutdown';
@@ -19,7 +19,7 @@ async function main() {
   }
   // Logs never block the event loop nor the exit, whoever reads stdout (lib/log-destination.ts).
   const logs = createLogDestination(process.stdout);
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase(databaseOptions(config));
   await runMigrations(database);
   const app = await buildApp({ config, database, logStream: logs });
 
@@ -29,6 +29,7 @@ async function main() {
   const stopScheduler = app.container.maintenance.startScheduler(app.log);
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
+  app.log[database.durability === 'page-cache' ? 'warn' : 'info']({ durability: database.durability }, durabilityNote(database.durability));
 
   const shutdown = createShutdown({
     log: app.log,

@@ -1,7 +1,8 @@
 /**
  * The API test harness (STYLE.md, Tests): every test file builds the real app on a fresh,
  * migrated database and talks to it through `app.inject`. The same describe block runs on PGlite
- * (in memory) and, when TEST_DATABASE_URL is set, on real Postgres in a database of its own.
+ * (in memory) and on real Postgres in a database of its own (TEST_DATABASE_URL's server when set,
+ * else the throw-away server global-setup.ts starts).
  *
  *   describeBoth('secrets', (backend) => {
  *     const t = useTestApp(backend);
@@ -9,7 +10,7 @@
  *   });
  *
  * PGlite apps start from a migrated snapshot made once per run (global-setup.ts); Postgres apps
- * get `CREATE DATABASE kt_test_<random>` on TEST_DATABASE_URL's server, dropped WITH (FORCE) in
+ * get `CREATE DATABASE kt_test_<random>` on that server, dropped WITH (FORCE) in
  * teardown. Logs are captured at debug level (`t.logs`) so tests can grep them.
  */
 import { randomBytes } from 'node:crypto';
@@ -29,20 +30,26 @@ import { type Database, openDatabase, runMigrations } from '../src/db/client';
 export type Backend = 'pglite' | 'postgres';
 export type Response = LightMyRequestResponse;
 
-/** The server TEST_DATABASE_URL points at; each test app gets a database of its own on it. */
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+/**
+ * The real-Postgres server of this run (global-setup.ts): TEST_DATABASE_URL's when set, else a
+ * throw-away embedded server; undefined when neither could be had. Each test app gets a database
+ * of its own on it.
+ */
+export const TEST_DATABASE_URL = inject('pgServerUrl') || undefined;
+/** Why there is no Postgres server in this run (shown in the skipped blocks' names). */
+const PG_SKIP_REASON = inject('pgSkipReason') || 'no Postgres server';
 
 // ---------------------------------------------------------------------------------------------
 // running a block on both backends
 
 /**
- * Runs `fn` as a describe block once on PGlite and once on Postgres. Without TEST_DATABASE_URL
- * the Postgres block is reported as skipped, with the reason in its name.
+ * Runs `fn` as a describe block once on PGlite and once on Postgres. Without a Postgres server
+ * (see TEST_DATABASE_URL) the Postgres block is reported as skipped, with the reason in its name.
  */
 export function describeBoth(name: string, fn: (backend: Backend) => void): void {
   describe(`${name} [pglite]`, () => fn('pglite'));
   describe.skipIf(!TEST_DATABASE_URL)(
-    TEST_DATABASE_URL ? `${name} [postgres]` : `${name} [postgres: TEST_DATABASE_URL not set]`,
+    TEST_DATABASE_URL ? `${name} [postgres]` : `${name} [postgres: skipped, ${PG_SKIP_REASON}]`,
     () => fn('postgres'),
   );
 }
@@ -140,7 +147,7 @@ function pgliteTemplate(): Blob | undefined {
 
 export async function createTestApp(opts: CreateTestAppOptions = {}): Promise<TestApp> {
   const backend = opts.backend ?? 'pglite';
-  if (backend === 'postgres' && !TEST_DATABASE_URL) throw new Error('the postgres backend needs TEST_DATABASE_URL');
+  if (backend === 'postgres' && !TEST_DATABASE_URL) throw new Error(`the postgres backend needs a server: ${PG_SKIP_REASON}`);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keyturn-test-'));
   const pgDb = backend === 'postgres' ? await createPostgresDatabase(TEST_DATABASE_URL!) : undefined;
   const logs = captureLogs();

@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { buildApp } from '../../src/app';
 import { type Config, loadConfig } from '../../src/config';
-import { type Database, openDatabase, runMigrations } from '../../src/db/client';
+import { type Database, databaseOptions, openDatabase, runMigrations } from '../../src/db/client';
 import { copyIn } from './copy';
 
 /** One connection, raw SQL: node-postgres client or the PGlite instance. */
@@ -104,7 +104,7 @@ export async function createBackend(opts: BackendOptions): Promise<Backend> {
     },
     async open() {
       const config = loadConfig(env);
-      const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 });
+      const database = await openDatabase({ ...databaseOptions(config), poolSize: 4 });
       if (!migrated) {
         await runMigrations(database);
         migrated = true;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { AppError, EmailSchema, NewPasswordSchema, type SystemStatus } from '@keyturn/shared';
 import { ConfigError, loadConfig } from '../config';
 import { createContainer } from '../container';
-import { openDatabase, runMigrations } from '../db/client';
+import { databaseOptions, openDatabase, runMigrations } from '../db/client';
 import { systemCtx } from '../lib/context';
 import { progress, readPassword } from './prompt';
 
@@ -72,7 +72,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 2 });
+  const database = await openDatabase({ ...databaseOptions(config), poolSize: 2 });
   try {
     await runMigrations(database);
     const signer = {

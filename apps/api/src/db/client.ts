@@ -8,6 +8,9 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import type { Config } from '../config';
+import { openDurablePglite } from './pglite-durable';
+import { MIGRATION_LOCK, migrateAsOwner } from './roles';
 import { retryTransactions } from './retry';
 import * as schema from './schema';
 
@@ -17,15 +20,28 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type Tx = Db;
 export type DbOrTx = Db;
 
+/**
+ * How a commit reaches the disk (db/README.md): `fsync` — embedded PGlite on disk, COMMIT returns
+ * after fsync(2) of its WAL (the default); `page-cache` — PGlite with PGLITE_FSYNC=off, COMMIT
+ * returns once the OS page cache has it (a crash of the machine may lose recent commits);
+ * `memory` — in-memory PGlite (tests); `server` — Postgres, whose own settings decide.
+ */
+export type Durability = 'fsync' | 'page-cache' | 'memory' | 'server';
+
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  durability: Durability;
+  /** fsync(2) calls the embedded database has made since it opened (0 unless durability is `fsync`). */
+  readonly fsyncs: number;
   /** Raw rows of a statement, on whichever driver. */
   rows<T = Record<string, unknown>>(q: SQL, tx?: DbOrTx): Promise<T[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
   /** node-postgres pool (postgres only), for pool metrics. */
   pool?: pg.Pool;
+  /** Postgres only: migrations run as this URL's role (MIGRATION_DATABASE_URL; see roles.ts). */
+  migrationDatabaseUrl?: string;
 }
 
 /**
@@ -86,6 +102,32 @@ export interface OpenDbOptions {
    */
   loadDataDir?: Blob;
   poolSize?: number;
+  /** On-disk PGlite only: fsync every commit (default true; PGLITE_FSYNC=off turns it off). */
+  fsync?: boolean;
+  /** Postgres only: the owner role migrations run as (MIGRATION_DATABASE_URL). */
+  migrationDatabaseUrl?: string;
+}
+
+/** openDatabase's options as the configuration sets them (server, CLI, bench). */
+export const databaseOptions = (config: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'DATA_DIR' | 'PGLITE_FSYNC'>): OpenDbOptions => ({
+  databaseUrl: config.DATABASE_URL,
+  migrationDatabaseUrl: config.MIGRATION_DATABASE_URL,
+  dataDir: config.DATA_DIR,
+  fsync: config.PGLITE_FSYNC === 'on',
+});
+
+/** One start-up line on what a COMMIT means for this database. */
+export function durabilityNote(d: Durability): string {
+  switch (d) {
+    case 'fsync':
+      return 'embedded database (PGlite): every commit is fsynced to disk before it is acknowledged';
+    case 'page-cache':
+      return 'embedded database (PGlite) WITHOUT fsync (PGLITE_FSYNC=off): a commit is acknowledged once it is in the OS page cache; a power loss or OS crash can lose the latest commits or corrupt the database';
+    case 'memory':
+      return 'in-memory database: nothing is kept';
+    case 'server':
+      return 'Postgres: commits are as durable as the server is configured (fsync, synchronous_commit)';
+  }
 }
 
 export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
@@ -105,7 +147,10 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
     return {
       db,
       kind: 'postgres',
+      durability: 'server',
+      fsyncs: 0,
       pool,
+      ...(opts.migrationDatabaseUrl ? { migrationDatabaseUrl: opts.migrationDatabaseUrl } : {}),
       rows: (q, tx) => rowsOf(tx ?? db, q),
       ping: async () => {
         await pool.query('select 1');
@@ -114,17 +159,29 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
     };
   }
   let client: PGlite;
+  let durability: Durability = 'memory';
+  let fsyncs = () => 0;
   if (opts.inMemory) client = new PGlite(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
   else {
     const dir = path.join(opts.dataDir, 'pgdata');
     mkdirSync(dir, { recursive: true });
-    client = new PGlite(dir);
+    if (opts.fsync === false) {
+      client = new PGlite(dir);
+      durability = 'page-cache';
+    } else {
+      ({ client, fsyncs } = await openDurablePglite(dir));
+      durability = 'fsync';
+    }
   }
   await client.waitReady;
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
+    durability,
+    get fsyncs() {
+      return fsyncs();
+    },
     rows: (q, tx) => rowsOf(tx ?? db, q),
     ping: async () => {
       await client.query('select 1');
@@ -133,18 +190,25 @@ export async function openDatabase(opts: OpenDbOptions): Promise<Database> {
   };
 }
 
-/** Apply committed migrations (idempotent). On Postgres an advisory lock serialises instances. */
+/**
+ * Apply committed migrations (idempotent). On Postgres an advisory lock serialises instances; with
+ * a migration role they run as that role, and the app's role gets its privileges (roles.ts).
+ */
 export async function runMigrations(database: Database): Promise<void> {
   if (database.kind === 'pglite') {
     await migratePglite(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
     return;
   }
+  if (database.migrationDatabaseUrl) {
+    await migrateAsOwner(database.pool!, database.migrationDatabaseUrl, MIGRATIONS_DIR);
+    return;
+  }
   const client = await database.pool!.connect();
   try {
-    await client.query('select pg_advisory_lock(727274001)');
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await migratePg(database.db as never, { migrationsFolder: MIGRATIONS_DIR });
   } finally {
-    await client.query('select pg_advisory_unlock(727274001)').catch(() => {});
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     client.release();
   }
 }

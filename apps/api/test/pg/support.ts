@@ -1,6 +1,6 @@
 /**
  * Helpers for the real-Postgres suites in this folder (RELIABILITY rows C4–C10, E1, E5, E6, F2,
- * F4, G5). Every suite makes a fresh database of its own on the TEST_DATABASE_URL server, and may
+ * F4, G5). Every suite makes a fresh database of its own on the run's Postgres server, and may
  * put several in-process apps (each with its own pool) or several real API processes on it: the
  * races these files prove are settled by the database, so they need more than one connection and
  * more than one instance, which PGlite cannot give.
@@ -16,6 +16,7 @@ import { aad, openText, sealText, unlockKeyMaterial, wipe } from '@keyturn/share
 import { type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { inject } from 'vitest';
 import { type BuildAppDeps, buildApp } from '../../src/app';
 import { type Config, loadConfig } from '../../src/config';
 import { type Database, openDatabase, runMigrations } from '../../src/db/client';
@@ -23,11 +24,15 @@ import { api, json, type TestUser } from '../harness';
 
 export { sleep };
 
-/** The server the suites make their databases on; unset → every suite here is skipped. */
-export const PG_SERVER_URL = process.env.TEST_DATABASE_URL || undefined;
+/**
+ * The server the suites make their databases on (global-setup.ts: TEST_DATABASE_URL's, else a
+ * throw-away embedded server); unset → every suite here is skipped, and the run says so loudly.
+ */
+export const PG_SERVER_URL = inject('pgServerUrl') || undefined;
 
 /** describe.skipIf's name: says why the suite did not run. */
-export const pgSuiteName = (name: string) => (PG_SERVER_URL ? `${name} [postgres]` : `${name} [postgres: skipped, TEST_DATABASE_URL not set]`);
+export const pgSuiteName = (name: string) =>
+  PG_SERVER_URL ? `${name} [postgres]` : `${name} [postgres: skipped, ${inject('pgSkipReason') || 'no Postgres server'}]`;
 
 export const API_DIR = path.resolve(import.meta.dirname, '../..');
 
@@ -54,7 +59,7 @@ async function onServer<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 
 /** CREATE DATABASE kt_pg_<random>, migrated; dropped WITH (FORCE) by drop(). */
 export async function createFreshDatabase(): Promise<FreshDatabase> {
-  if (!PG_SERVER_URL) throw new Error('TEST_DATABASE_URL is not set');
+  if (!PG_SERVER_URL) throw new Error('no Postgres server in this run (see the POSTGRES SKIPPED banner)');
   const name = `kt_pg_${randomBytes(8).toString('hex')}`;
   await onServer((c) => c.query(`CREATE DATABASE "${name}"`));
   const u = new URL(PG_SERVER_URL);

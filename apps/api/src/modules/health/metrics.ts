@@ -37,6 +37,17 @@ export function createMetrics() {
     return m;
   }
 
+  /** A counter kept elsewhere (e.g. by the database), read at scrape time; no sample until a source is set. */
+  function counterFrom(name: string, help: string) {
+    let read: (() => number) | undefined;
+    all.push({ render: () => `# HELP ${name} ${help}\n# TYPE ${name} counter${read ? `\n${name} ${read()}` : ''}` });
+    return {
+      source(fn: () => number) {
+        read = fn;
+      },
+    };
+  }
+
   function histogram(name: string, help: string, buckets: number[]) {
     const series = new Map<string, { counts: number[]; sum: number; n: number }>();
     all.push({
@@ -83,6 +94,7 @@ export function createMetrics() {
     auditChainOk: gauge('keyturn_audit_chain_ok', '1 when the audit hash chain verified at the last check'),
     // Security alarms: each should stay 0; alert on any increase.
     amkMismatch: counter('keyturn_amk_public_key_mismatch_total', 'Admin master key unwraps whose public key did not match the stored AMK public key'),
+    pgliteFsyncs: counterFrom('keyturn_pglite_fsyncs_total', 'fsync(2) calls of the embedded database (PGlite, PGLITE_FSYNC=on)'),
     async render(): Promise<string> {
       return `${all.map((m) => m.render()).join('\n')}\n`;
     },
