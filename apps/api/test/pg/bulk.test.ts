@@ -130,10 +130,12 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('bulk: a 10k-secret rotation'), () =
     const second = await rotate(B, first.result.session.token, newPassword, newPassword);
     running = false;
     await reader;
-    // Readers saw all-old (before the commit) or were turned away after it (session revoked): never a mix.
+    // Readers saw all-old (before the commit) or were turned away after it: 401 once the session is
+    // revoked, or 409 KEY_VERSION_STALE for a read whose session resolved just before the commit
+    // and whose rows were read just after it (issue 10 item 7: it was a 500). Never a mix.
     expect(reads.length).toBeGreaterThan(0);
     for (const r of reads) {
-      expect([200, 401]).toContain(r.status);
+      expect([200, 401, 409]).toContain(r.status);
       if (r.status === 200) expect(r.versions).toEqual([2]);
     }
     expect(second.result.secretsReencrypted).toBe(N);
