@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, REPO_ROOT } from '../src/config';
+import { ConfigError, EnvSchema, loadConfig, REPO_ROOT } from '../src/config';
 
 const SECRET = 'a-test-jwt-secret-that-is-long-enough-0123456789';
 const tmpDirs: string[] = [];
@@ -234,5 +234,19 @@ describe('ops: config', () => {
     const dir = tmp();
     expect(loadConfig({ DATA_DIR: dir, JWT_SECRET: SECRET }).jwtSecret).toBe(SECRET);
     expect(existsSync(path.join(dir, 'jwt-secret'))).toBe(false);
+  });
+});
+
+describe('every variable is documented where operators look (README table, .env.example, compose)', () => {
+  const root = path.resolve(import.meta.dirname, '../../..');
+  const read = (f: string) => readFileSync(path.join(root, f), 'utf8');
+  const names = Object.keys(EnvSchema.shape);
+  it.each(names)('%s', (name) => {
+    // A row of the configuration table (some rows name two or three related variables).
+    expect(read('README.md'), 'README configuration table').toMatch(new RegExp(`^\\| [^\\n]*\`${name}\`[^\\n]*\\|`, 'm'));
+    expect(read('.env.example')).toMatch(new RegExp(`^# ${name}=`, 'm'));
+    // Fixed by the image or meaningless with the bundled Postgres: everything else is passed through.
+    const notInCompose = ['PORT', 'HOST', 'DATA_DIR', 'WEB_DIST_DIR', 'PGLITE_FSYNC'];
+    if (!notInCompose.includes(name)) expect(read('docker-compose.yml')).toMatch(new RegExp(`^\\s+${name}: `, 'm'));
   });
 });
