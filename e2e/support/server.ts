@@ -84,7 +84,7 @@ export async function startApiServer(opts: StartOptions = {}): Promise<StartedSe
   mkdirSync(dataDir);
   const logFile = path.join(runDir, 'server.log');
   const port = await freePort();
-  const setupCode = `e2e-${randomBytes(12).toString('hex')}`;
+  const setupCode = `e2e-${randomBytes(16).toString('hex')}`;
   const baseURL = `http://127.0.0.1:${port}`;
 
   const env: NodeJS.ProcessEnv = {

@@ -26,7 +26,7 @@ export const EnvSchema = z.object({
   SETUP_CODE: z
     .string()
     .max(200)
-    .refine(setupCodeStrongEnough, `SETUP_CODE must carry at least 128 bits: ${SETUP_CODE_MIN_CHARS} or more characters of 0-9 and A-Z, dashes and spaces aside (e.g. \`openssl rand -hex 16\`)`)
+    .refine(setupCodeStrongEnough, `SETUP_CODE is too weak: use at least ${SETUP_CODE_MIN_CHARS} random characters of 0-9 and A-Z, dashes and spaces aside (e.g. \`openssl rand -hex 16\`)`)
     .optional(),
   JWT_SECRET: z.string().min(32, 'JWT_SECRET must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -14,6 +14,7 @@ import { createRotationRepo } from './modules/rotation/rotation.repo';
 import { createRotationService, type RotationHooks } from './modules/rotation/rotation.service';
 import { createSecretsRepo } from './modules/secrets/secrets.repo';
 import { createSecretsService } from './modules/secrets/secrets.service';
+import { createAmkGuard } from './modules/setup/amk.guard';
 import { createAmkRepo } from './modules/setup/amk.repo';
 import { createSetupService } from './modules/setup/setup.service';
 
@@ -36,7 +37,8 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
   const authRepo = createAuthRepo();
   const amkRepo = createAmkRepo();
   const auth = createAuthService({ db, repo: authRepo, amkRepo, audit, clock, signer, config, onKdf: () => metrics.kdfCount.inc() });
-  const setup = createSetupService({ db, amkRepo, authRepo, auth, audit, config });
+  const amkGuard = createAmkGuard({ db, amkRepo, audit, metrics });
+  const setup = createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config });
   const secretsRepo = createSecretsRepo();
   const secrets = createSecretsService({ db, repo: secretsRepo, auth, audit, config });
   const rotationRepo = createRotationRepo();
@@ -46,6 +48,7 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     repo: rotationRepo,
     authRepo,
     amkRepo,
+    amkGuard,
     auth,
     audit,
     clock,

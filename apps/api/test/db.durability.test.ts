@@ -6,6 +6,7 @@
  *
  * On-disk PGlite is one process per data directory, so each test opens its own directory.
  */
+import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -248,7 +249,7 @@ const fsyncSample = (metrics: string): number | undefined => {
 
 describe('the server says how durable its commits are, and counts the fsyncs', () => {
   it('default: an info line "every commit is fsynced", and keyturn_pglite_fsyncs_total grows with each commit', async () => {
-    const setupCode = 'durability-test-setup-code';
+    const setupCode = randomBytes(16).toString('hex');
     const server = await startServer({ SETUP_CODE: setupCode });
     try {
       expect(server.line).toMatchObject({ level: 30, durability: 'fsync', msg: expect.stringContaining('every commit is fsynced to disk') });

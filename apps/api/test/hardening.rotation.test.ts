@@ -79,22 +79,24 @@ describeBoth('item 5: the restore window, and no old AMK share', (backend) => {
     clock.reset();
   });
 
-  it('an admin’s rotation keeps no copy of their old AMK share, and is not restorable (409 with the reason)', async () => {
+  it('an admin’s rotation keeps no backup (no old AMK share, no old key row or ciphertexts), is not restorable (409 with the reason) nor counted as such', async () => {
     clock.reset();
     const second = await addAdmin(admin);
     const token = await requestRotation(t, second);
     const approval = await approveRotation(t, admin, token.id);
     const newPassword = strongPassword();
+    const restorableBefore = json<{ restorable: { count: number } }>(await api(t.app, admin).get('/admin/api/rotation_status')).restorable.count;
     const ex = await executeRes(t, second, { tokenId: token.id, tempPassword: approval.tempPassword, newPassword });
     expect(ex.statusCode, ex.body).toBe(200);
-    const [snap] = await queryRows<{ key_snapshot: Record<string, unknown> }>(t.database, `select key_snapshot from rotation_backups where token_id = '${token.id}' and secret_id is null`);
-    expect(snap?.key_snapshot).toBeDefined();
-    expect(Object.keys(snap!.key_snapshot)).not.toContain('amkWrap');
+    // No backup at all: neither the old key row (no AMK share in it either) nor the old ciphertexts.
+    expect(await countRows(t.database, 'rotation_backups', `token_id = '${token.id}'`)).toBe(0);
+    expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${token.id}'`)).toBe(0);
     const share = await queryRows<{ key_version: number }>(t.database, `select key_version from amk_wraps where admin_id = '${second.id}'`);
     expect(share).toEqual([{ key_version: 2 }]);
     const err = expectError(await restoreRes(t, admin, token.id), 409, 'INVALID_STATE');
     expect(err.details).toMatchObject({ reason: 'ADMIN_ROTATION' });
     expect(err.message).toMatch(/administrator/);
+    expect(json<{ restorable: { count: number } }>(await api(t.app, admin).get('/admin/api/rotation_status')).restorable.count).toBe(restorableBefore);
     // The admin's new password still opens the AMK: they can approve.
     const u = await registerUser(t.app);
     const req = await requestRotation(t, u);
@@ -159,13 +161,27 @@ describeBoth('item 7: the rotation, the AMK and the audit trail', (backend) => {
     expect(await queryRows(t.database, `select * from user_keys where user_id = '${u.id}'`)).toEqual(before);
     const events = await queryRows<{ outcome: string; details: { stored: string; expected: string } }>(
       t.database,
-      `select outcome, details from audit_events where action = 'amk.public_key_mismatch'`,
+      `select outcome, details from audit_events where action = 'amk.public_key_mismatch' order by seq`,
     );
     expect(events).toHaveLength(1);
     expect(events[0]!.details).toMatchObject({ stored: amkFingerprint(forged), expected: amkFingerprint(real) });
-    // Put it back: finalize works.
+    // Every other path that opens the AMK refuses too: adding an admin, an admin's own rotation
+    // (whose new escrow copy would be sealed to the swapped key).
+    const add = await api(t.app, admin).post('/admin/api/admins', { email: uniqueEmail('x'), password: strongPassword(), adminPassword: admin.password });
+    expectError(add, 409, 'AMK_MISMATCH');
+    const own = await requestRotation(t, admin);
+    const ok = await approveRotation(t, admin, own.id);
+    expectError(await executeRes(t, admin, { tokenId: own.id, tempPassword: ok.tempPassword }), 409, 'AMK_MISMATCH');
+    expect(await countRows(t.database, 'rotation_tokens', `id = '${own.id}' and status = 'approved'`)).toBe(1);
+    expect(t.app.container.metrics.amkMismatch.get()).toBe(alarms + 3);
+    const during = await queryRows<{ during: string }>(t.database, `select details->>'during' as during from audit_events where action = 'amk.public_key_mismatch' order by seq`);
+    expect(during.map((d) => d.during)).toEqual(['rotation.finalized', 'admin.created', 'rotation.execute']);
+    // Put it back: finalize and the admin's own rotation work.
     await runSql(t.database, `update amk set public_key = '\\x${real.toString('hex')}'::bytea`);
     expect((await finalizeRes(t, admin, r.token.id)).statusCode).toBe(200);
+    const done = await executeRes(t, admin, { tokenId: own.id, tempPassword: ok.tempPassword });
+    expect(done.statusCode, done.body).toBe(200);
+    admin = { ...admin, token: json<{ session: { token: string } }>(done).session.token };
   });
 
   it('audits refused reject and cancel attempts as denied', async () => {

@@ -8,7 +8,7 @@
  */
 import { expect, it } from 'vitest';
 import { api, countRows, describeBoth, json, queryRows, registerUser, setupAdmin, strongPassword, type TestUser, uniqueEmail, useTestApp } from './harness';
-import { approveRes, executeRes, requestRotation } from './rotation.helpers';
+import { approveRes, executeRes, requestRotation, testClock } from './rotation.helpers';
 
 const CAP = 3;
 const BURST = 20;
@@ -159,5 +159,51 @@ describeBoth('item 1: /admin/api/admins carries the auth rate limit', (backend) 
     }
     expect(answers.slice(0, LIMIT).map((r) => r.statusCode)).toEqual(Array(LIMIT).fill(401));
     expect(answers[LIMIT]!.statusCode).toBe(429);
+  });
+});
+
+describeBoth('item 2: a throttle window that ends neither lifts a block nor forgets attempts in flight', (backend) => {
+  const clock = testClock();
+  const t = useTestApp(backend, { deps: { clock } });
+  const WINDOW = 600;
+  const MAX = 3;
+  const repo = () => t.app.container.repos.authRepo;
+  const reserve = (key: string) => repo().throttleReserve(t.app.container.db, key, MAX, WINDOW, clock.now());
+  const fail = (key: string) => repo().throttleSettle(t.app.container.db, key, 'failure', MAX, WINDOW, clock.now());
+  const at = (seconds: number) => {
+    clock.offsetMs = seconds * 1000;
+  };
+
+  it('the block set by the last failure of a window holds its full time past that window’s end', async () => {
+    const key = `test:block-${Math.random()}`;
+    at(0);
+    expect((await reserve(key)).reserved).toBe(true);
+    await fail(key);
+    at(WINDOW - 10);
+    for (let i = 0; i < MAX - 1; i++) {
+      expect((await reserve(key)).reserved).toBe(true);
+      await fail(key);
+    }
+    // Blocked until (WINDOW - 10) + WINDOW. The window that began at 0 ends at WINDOW: still blocked.
+    at(WINDOW + 5);
+    const r = await reserve(key);
+    expect(r.reserved).toBe(false);
+    expect(r.blockedFor).toBeGreaterThan(WINDOW - 30);
+    // Once the block is over, a fresh window.
+    at(2 * WINDOW);
+    expect((await reserve(key)).reserved).toBe(true);
+    clock.reset();
+  });
+
+  it('attempts reserved just before a window ends still count after it: never more than the cap in flight', async () => {
+    const key = `test:inflight-${Math.random()}`;
+    at(0);
+    expect((await reserve(key)).reserved).toBe(true);
+    at(WINDOW - 1);
+    for (let i = 0; i < MAX - 1; i++) expect((await reserve(key)).reserved).toBe(true);
+    // MAX attempts being evaluated (none settled); the window that began at 0 ends.
+    at(WINDOW + 1);
+    expect((await reserve(key)).reserved).toBe(false);
+    clock.reset();
   });
 });

@@ -39,12 +39,15 @@ async function one<T>(client: pg.ClientBase, text: string, values: unknown[] = [
 async function checkSeparation(client: pg.ClientBase, { app, owner }: Roles): Promise<void> {
   const where = 'MIGRATION_DATABASE_URL is set, so DATABASE_URL must name a role that owns nothing';
   if (app === owner) throw new RoleSetupError(`${where}: both name the role "${app}". Use a separate app role (see the README, Docker Compose).`);
-  const r = await one<{ superuser: boolean; member: boolean }>(
+  const r = await one<{ superuser: boolean; member: boolean; createrole: boolean; bypassrls: boolean }>(
     client,
-    `select rolsuper as superuser, pg_has_role($1, $2, 'MEMBER') as member from pg_roles where rolname = $1`,
+    `select rolsuper as superuser, pg_has_role($1, $2, 'MEMBER') as member, rolcreaterole as createrole, rolbypassrls as bypassrls from pg_roles where rolname = $1`,
     [app, owner],
   );
   if (r.superuser) throw new RoleSetupError(`${where}: "${app}" is a superuser, which no privilege binds.`);
+  // With CREATEROLE (before Postgres 16) a role can grant itself membership in the owner role.
+  if (r.createrole) throw new RoleSetupError(`${where}: "${app}" has CREATEROLE and could make itself a member of "${owner}". ALTER ROLE ${pg.escapeIdentifier(app)} NOCREATEROLE;`);
+  if (r.bypassrls) throw new RoleSetupError(`${where}: "${app}" has BYPASSRLS. ALTER ROLE ${pg.escapeIdentifier(app)} NOBYPASSRLS;`);
   if (r.member) throw new RoleSetupError(`${where}: "${app}" is a member of "${owner}" and could SET ROLE to it.`);
   const owned = await client.query<{ name: string }>(
     `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace

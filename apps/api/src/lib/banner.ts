@@ -10,7 +10,8 @@ export function firstRunBanner(opts: { host: string; port: number; code: string;
   const text = [
     'Keyturn first-run setup',
     `Open http://${host}:${opts.port}/setup and enter the setup code:`,
-    `    ${opts.code}${opts.fromEnv ? '   (from SETUP_CODE)' : ''}`,
+    // A code the operator set is theirs already: never echoed into the logs.
+    opts.fromEnv ? '    (the code you set in SETUP_CODE)' : `    ${opts.code}`,
     'It works once; it creates the first admin and the admin master key.',
   ];
   const inner = Math.max(...text.map(width));

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger } from 'fastify';
+import { loggable } from './loggable';
 
 /**
  * A thread of its own that SIGKILLs this process at `deadline` (epoch ms). The shutdown bound
@@ -77,7 +78,7 @@ export function createShutdown(steps: ShutdownSteps): (signal: string) => void {
         log.info(done);
       } catch (err) {
         code = 1;
-        log.error({ err }, `shutdown: ${what} failed`);
+        log.error({ err: loggable(err) }, `shutdown: ${what} failed`);
       }
     };
     void (async () => {

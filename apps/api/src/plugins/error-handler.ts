@@ -4,6 +4,9 @@ import { AppError, ERROR_STATUS, type ErrorBody, type ErrorCode } from '@keyturn
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { sqlStateOf } from '../db/retry';
+import { loggable } from '../lib/loggable';
+
+export { loggable };
 
 export function sendError(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, message: string, details?: unknown) {
   const body: ErrorBody = { error: { code, message, requestId: String(request.id), ...(details === undefined ? {} : { details }) } };
@@ -28,28 +31,6 @@ function inputRejected(request: FastifyRequest, code: ErrorCode, fields?: string
   request.log.warn({ securityEvent: 'input_rejected', code, ...(fields ? { fields } : {}) }, 'request refused: invalid input');
 }
 
-/**
- * What of an error may reach the log. Drizzle's "Failed query: … params: …" message carries the
- * statement's parameters (ids, emails, ciphertexts): log the driver's cause and the SQL text only,
- * never the parameters.
- */
-export function loggable(err: unknown): Record<string, unknown> {
-  const e = err as { name?: string; message?: string; stack?: string; code?: string; cause?: unknown };
-  const cause = e?.cause as { name?: string; message?: string; code?: string } | undefined;
-  const message = String(e?.message ?? err);
-  if (message.startsWith('Failed query:')) {
-    const sqlText = message.slice('Failed query:'.length).split('\nparams:')[0]!.trim();
-    return { type: e.name, query: sqlText, cause: cause ? { type: cause.name, message: cause.message, code: cause.code } : undefined };
-  }
-  return {
-    type: e?.name,
-    message,
-    code: e?.code,
-    stack: e?.stack?.split('\n').slice(0, 8).join('\n'),
-    ...(cause ? { cause: loggable(cause) } : {}),
-  };
-}
-
 export function registerErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
@@ -68,7 +49,7 @@ export function registerErrorHandler(app: FastifyInstance) {
       return sendError(reply, request, 'VALIDATION_FAILED', 'Some fields are missing or not valid.', details);
     }
     if (isResponseSerializationError(err)) {
-      request.log.error({ err }, 'response did not match its schema');
+      request.log.error({ err: loggable(err) }, 'response did not match its schema');
       return sendError(reply, request, 'INTERNAL', 'Something went wrong on our side.');
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
@@ -105,7 +86,7 @@ export function registerErrorHandler(app: FastifyInstance) {
       return sendError(reply, request, 'UNAVAILABLE', 'The service is busy with a conflicting change. Try again in a moment.', { retryAfterSeconds: 1 });
     }
     const text = `${err.message} ${String(cause?.message ?? '')}`;
-    if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated|not currently accepting connections|PGlite is closed/i.test(text)) {
+    if (/^(08|57P|53)/.test(pgCode) || /ECONNREFUSED|ECONNRESET|Connection terminated|not currently accepting connections|PGlite is closed|timeout exceeded when trying to connect/i.test(text)) {
       request.log.error({ err: loggable(err) }, 'database unavailable');
       return sendError(reply, request, 'UNAVAILABLE', 'The service is temporarily unavailable. Try again shortly.');
     }

@@ -43,7 +43,7 @@ interface HttpUser {
 
 describe.skipIf(!PG_SERVER_URL)(pgSuiteName('processes: API processes sharing one database'), () => {
   const JWT_SECRET = randomBytes(32).toString('base64url');
-  const SETUP_CODE = `kt-setup-${randomBytes(12).toString('hex')}`;
+  const SETUP_CODE = `kt-setup-${randomBytes(16).toString('hex')}`;
   const procs: ServerProcess[] = [];
   const dbs: FreshDatabase[] = [];
 

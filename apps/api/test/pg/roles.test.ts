@@ -110,7 +110,7 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('roles: migrations as the owner, the
   };
 
   it('the server migrates as the owner and runs a real flow as the app role; every step is audited', async () => {
-    const setupCode = `kt-setup-${rand()}`;
+    const setupCode = randomBytes(16).toString('hex');
     // spawnServer waits for /readyz: the app role reads drizzle.__drizzle_migrations.
     server = await spawnServer('roles', { DATABASE_URL: appUrl, MIGRATION_DATABASE_URL: ownerUrl, JWT_SECRET: randomBytes(32).toString('base64url'), SETUP_CODE: setupCode });
     const base = server.base;
@@ -218,9 +218,14 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('roles: migrations as the owner, the
     }
   });
 
-  it('refuses to start when the roles would not be separate: one role twice, a member of the owner, an app role that owns a table', async () => {
+  it('refuses to start when the roles would not be separate: one role twice, a member of the owner, CREATEROLE, an app role that owns a table', async () => {
     await expect(runMigrations(await openAs(ownerUrl, ownerUrl))).rejects.toThrow(/both name the role "kt_owner_/);
     await expect(runMigrations(await openAs(urlFor(PG_SERVER_URL!, member.name, member.password, dbName), ownerUrl))).rejects.toThrow(/is a member of "kt_owner_.*" and could SET ROLE/);
+
+    // CREATEROLE lets a role (before Postgres 16) grant itself the owner role: refused too.
+    await su((c) => c.query(`ALTER ROLE ${app.name} CREATEROLE`));
+    await expect(runMigrations(await openAs(appUrl, ownerUrl))).rejects.toThrow(/has CREATEROLE/);
+    await su((c) => c.query(`ALTER ROLE ${app.name} NOCREATEROLE`));
 
     // A deployment that used one role so far: its tables belong to what is now the app role.
     await su(async (c) => {

@@ -56,12 +56,16 @@ export const SETUP_CODE_BYTES = 20;
 export const generateSetupCode = (): string => base32(randomBytes(SETUP_CODE_BYTES)).match(/.{4}/g)!.join('-');
 
 /**
- * A setup code given by the operator (SETUP_CODE) must carry ≥ 128 bits too: at least 26
- * characters of 0–9 and A–Z once normalized (26 × 5 bits = 130 bits for random Crockford base32;
- * `openssl rand -hex 16` gives 32 such characters).
+ * A setup code given by the operator (SETUP_CODE): entropy cannot be measured, so the rule is a
+ * floor that a random code of it carries ≥ 128 bits: at least 32 characters of 0–9 and A–Z once
+ * normalized (32 random hex digits are 128 bits: `openssl rand -hex 16`), at least 10 of them
+ * different (refusing AAAA… and 0123…-style fillers of the length).
  */
-export const SETUP_CODE_MIN_CHARS = 26;
-export const setupCodeStrongEnough = (code: string): boolean => /^[0-9A-Z]+$/.test(normalizeTempPassword(code)) && normalizeTempPassword(code).length >= SETUP_CODE_MIN_CHARS;
+export const SETUP_CODE_MIN_CHARS = 32;
+export function setupCodeStrongEnough(code: string): boolean {
+  const n = normalizeTempPassword(code);
+  return /^[0-9A-Z]+$/.test(n) && n.length >= SETUP_CODE_MIN_CHARS && new Set(n).size >= 10;
+}
 
 /** The stored form of a setup code: SHA-256 of it normalized like a temporary password (case, dashes and spaces do not matter). */
 export const hashSetupCode = (code: string): string => sha256Hex(`keyturn/setup-code/v1|${normalizeTempPassword(code)}`);

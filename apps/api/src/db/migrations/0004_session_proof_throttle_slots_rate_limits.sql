@@ -11,8 +11,8 @@ ALTER TABLE "sessions" ADD COLUMN "key_hash" "bytea";--> statement-breakpoint
 -- against key_hash. Sessions made before this migration have none, so they end here (their users
 -- sign in again) instead of being accepted on the session id alone.
 UPDATE "sessions" SET "revoked_at" = now(), "revoked_reason" = 'session_proof_upgrade' WHERE "revoked_at" IS NULL;--> statement-breakpoint
-ALTER TABLE "throttles" ADD COLUMN "in_flight" integer DEFAULT 0 NOT NULL;
---> statement-breakpoint
+ALTER TABLE "throttles" ADD COLUMN "in_flight" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+ALTER TABLE "throttles" ADD COLUMN "last_reserved_at" timestamp with time zone DEFAULT now() NOT NULL;--> statement-breakpoint
 -- Added by hand: a rotation's key-row snapshot no longer keeps an admin's AMK share wrapped under
 -- their old (possibly leaked) password, and an admin's rotation is never restored; drop the shares
 -- that snapshots written before this migration kept.

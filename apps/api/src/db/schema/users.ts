@@ -60,6 +60,8 @@ export const throttles = pgTable('throttles', {
   inFlight: integer('in_flight').notNull().default(0),
   windowStartedAt: tsz('window_started_at').notNull().defaultNow(),
   blockedUntil: tsz('blocked_until'),
+  /** The last reservation: with none for a whole window, slots still counted in flight were leaked by a crash. */
+  lastReservedAt: tsz('last_reserved_at').notNull().defaultNow(),
 });
 
 /**

@@ -29,7 +29,7 @@ function scrub(details: Record<string, unknown>): Record<string, unknown> {
 /** An audit write that fails refuses the change it records (RELIABILITY E3): 503, cause kept for the log. */
 function auditUnavailable(e: unknown): never {
   if (e instanceof AppError) throw e;
-  throw Object.assign(new AppError('UNAVAILABLE', 'The audit trail cannot be written right now, so nothing was changed. Try again shortly.'), { cause: e });
+  throw Object.assign(new AppError('UNAVAILABLE', 'The audit trail cannot be written right now, so nothing was changed. Try again shortly.', { retryAfterSeconds: 1 }), { cause: e });
 }
 
 export interface AuditServiceDeps {

@@ -116,22 +116,30 @@ export function createAuthRepo() {
     /**
      * Reserve one attempt under `key`, atomically, before the attempt's argon2 work: refused while
      * the key is blocked, or while settled failures plus attempts still being evaluated fill the
-     * cap. A window older than `windowSeconds` (or a block that ended) starts afresh. Refused:
-     * `blockedFor` is the block's remainder in seconds, or 0 when the key is not blocked but
-     * attempts still in flight fill the cap (busy: they may yet succeed).
+     * cap. A new window (failures back to 0) starts when the last one is over and no block is
+     * running, or when the block ends; a block always runs its full time. Attempts in flight
+     * carry over into a new window (they may still fail); only when there was no reservation for
+     * a whole window (and at least two minutes) are slots still counted in flight taken to have
+     * been leaked by a crash, and freed. Refused: `blockedFor` is the block's remainder in
+     * seconds, or 0 when the key is not blocked but attempts in flight fill the cap (busy: they
+     * may yet succeed).
      */
     async throttleReserve(db: DbOrTx, key: string, max: number, windowSeconds: number, now: SQL): Promise<{ reserved: boolean; blockedFor: number }> {
-      const fresh = sql`(t.window_started_at <= ${now} - ${windowSeconds} * interval '1 second' or (t.blocked_until is not null and t.blocked_until <= ${now}))`;
+      const window = sql`${windowSeconds} * interval '1 second'`;
+      const blocked = sql`coalesce(t.blocked_until > ${now}, false)`;
+      const fresh = sql`(t.blocked_until is null and t.window_started_at <= ${now} - ${window}) or coalesce(t.blocked_until <= ${now}, false)`;
+      const kept = sql`(case when t.last_reserved_at <= ${now} - greatest(${window}, interval '2 minutes') then 0 else t.in_flight end)`;
       const [r] = await rowsOf<{ reserved: boolean; wait: number | null }>(
         db,
         sql`with ins as (
-              insert into throttles as t (key, failures, in_flight, window_started_at) values (${key}, 0, 1, ${now})
+              insert into throttles as t (key, failures, in_flight, window_started_at, last_reserved_at) values (${key}, 0, 1, ${now}, ${now})
               on conflict (key) do update set
                 failures = case when ${fresh} then 0 else t.failures end,
-                in_flight = case when ${fresh} then 1 else t.in_flight + 1 end,
+                in_flight = ${kept} + 1,
                 window_started_at = case when ${fresh} then ${now} else t.window_started_at end,
-                blocked_until = case when ${fresh} then null else t.blocked_until end
-              where ${fresh} or ((t.blocked_until is null or t.blocked_until <= ${now}) and t.failures + t.in_flight < ${max})
+                blocked_until = case when ${fresh} then null else t.blocked_until end,
+                last_reserved_at = ${now}
+              where not ${blocked} and (case when ${fresh} then 0 else t.failures end) + ${kept} < ${max}
               returning 1)
             select exists (select 1 from ins) as reserved,
                    (select ceil(extract(epoch from (t.blocked_until - ${now})))::int from throttles t where t.key = ${key} and t.blocked_until > ${now}) as wait`,

@@ -145,10 +145,11 @@ export function createAuthService(deps: AuthServiceDeps) {
     let settled = false;
     const settle = async (outcome: 'failure' | 'success' | 'abandon', tx?: DbOrTx) => {
       // Inside a transaction it always runs: a retried transaction (db/retry.ts) runs it again,
-      // and only the run that commits counts. Outside, once.
+      // and only the run that commits counts. Outside, once, and only counted as done once the
+      // statement succeeded (a failed settle leaves the final `abandoned` to give the slot back).
       if (settled && !tx) return;
-      settled = true;
       await repo.throttleSettle(tx ?? db, key, outcome, limit.max, config.LOGIN_LOCK_SECONDS, clock.now());
+      settled = true;
     };
     return {
       failed: () => settle('failure'),
@@ -234,13 +235,21 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     /** Unknown email and wrong password answer the same, after the same argon2 work. */
     async login(ctx: RequestCtx, body: LoginBody): Promise<Session> {
-      // The attempt is reserved before the argon2 work (README A5), alongside the user's read.
-      const [attempt, found] = await Promise.all([
+      // The attempt is reserved before the argon2 work (README A5), alongside the user's read; if
+      // the read fails, the reserved slot is given back before the error goes on.
+      const [reserved, read] = await Promise.allSettled([
         reserveAttempt(loginKey(body.email), loginLimit(), () =>
           audit.recordDetached(ctx, { action: 'auth.login', outcome: 'denied', target: `email:${body.email}`, details: { reason: 'throttled' } }),
         ),
         repo.userByEmail(db, body.email),
       ]);
+      if (reserved.status === 'rejected') throw reserved.reason;
+      const attempt = reserved.value;
+      if (read.status === 'rejected') {
+        await attempt.abandoned();
+        throw read.reason;
+      }
+      const found = read.value;
       try {
         const fail = async (reason: string): Promise<never> => {
           await attempt.failed();

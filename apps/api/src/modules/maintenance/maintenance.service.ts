@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
 import { amk, maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
+import { loggable } from '../../lib/loggable';
 import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditEventSpec, AuditService } from '../audit/audit.service';
 import type { AuditVerdicts } from '../audit/audit.verdicts';
@@ -273,7 +274,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
             const r = await service.recover(ctx, { wait: false });
             if (c || r) log.info({ cleanup: c?.changes, recover: r?.changes }, 'maintenance run');
           } catch (err) {
-            log.error({ err }, 'maintenance run failed');
+            log.error({ err: loggable(err) }, 'maintenance run failed');
           }
         });
       }
@@ -290,7 +291,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
             if (v.ok) log.info({ checked: v.checked, head: v.head?.seq ?? 0 }, 'audit chain verified');
             else log.error({ firstBadSeq: v.firstBadSeq, problem: v.problem, checked: v.checked }, 'audit chain verify FAILED: the chain is broken');
           } catch (err) {
-            log.error({ err }, 'audit chain verify failed to run');
+            log.error({ err: loggable(err) }, 'audit chain verify failed to run');
           }
         });
       }

@@ -1,14 +1,11 @@
 import { AppError, type RotationListQuery } from '@keyturn/shared';
 import {
-  amkFingerprint,
-  amkPublicFromPrivate,
   dekMatchesCheckValue,
   fingerprint,
   generateTempPassword,
   hashTempPassword,
   openPendingADek,
   sealFinalADek,
-  unwrapAmkForAdmin,
   wipe,
 } from '@keyturn/shared/crypto';
 import { BackupChunkError, createRowsDigest } from '@keyturn/shared/rotation';
@@ -22,33 +19,12 @@ import { actorIdsOf, toView } from './rotation.view';
 export function createRotationAdminService(deps: RotationServiceDeps, common: RotationCommon) {
   const { db, repo, audit, clock, config } = deps;
 
-  /**
-   * Fresh admin authentication → the AMK private key, only in this request's memory (R11). The
-   * key is checked against the stored AMK public key every time: a public key row swapped in the
-   * database (so that new escrow copies are sealed to someone else's key) is refused and raised
-   * as a security event instead of being trusted.
-   */
+  /** Fresh admin authentication → the AMK private key, checked, only in this request's memory (R11). */
   async function withAmkPrivate<T>(ctx: RequestCtx, a: AuthContext, password: string, action: string, fn: (amkPrivate: Buffer) => Promise<T>): Promise<T> {
     const kek = await deps.auth.reauthenticateAdmin(ctx, a.userId, password, action);
     let priv: Buffer | null = null;
     try {
-      const [wrap, amk] = await Promise.all([deps.amkRepo.wrapFor(db, a.userId), deps.amkRepo.get(db)]);
-      if (!wrap || !amk) throw new AppError('FORBIDDEN', 'This admin holds no share of the admin master key.');
-      priv = unwrapAmkForAdmin(kek, wrap.wrappedPrivate, a.userId, wrap.amkId);
-      const actual = amkPublicFromPrivate(priv);
-      if (!actual.equals(amk.publicKey)) {
-        deps.metrics.amkMismatch.inc();
-        await audit.recordDetached(ctx, {
-          action: 'amk.public_key_mismatch',
-          outcome: 'failure',
-          target: `amk:${amk.id}`,
-          details: { during: action, stored: amkFingerprint(amk.publicKey), expected: amkFingerprint(actual) },
-        });
-        throw new AppError(
-          'AMK_MISMATCH',
-          'The stored admin master public key does not belong to the admin master key: escrow copies may have been sealed to another key. Nothing was changed; investigate before finalizing anything.',
-        );
-      }
+      priv = (await deps.amkGuard.open(ctx, a.userId, kek, action)).priv;
       return await fn(priv);
     } finally {
       wipe(kek, priv);

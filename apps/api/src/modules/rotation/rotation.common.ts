@@ -9,6 +9,7 @@ import type { AuditService } from '../audit/audit.service';
 import type { AuthRepo } from '../auth/auth.repo';
 import type { AuthContext, AuthService } from '../auth/auth.service';
 import type { Metrics } from '../health/metrics';
+import type { AmkGuard } from '../setup/amk.guard';
 import type { AmkRepo } from '../setup/amk.repo';
 import type { RotationRepo, TokenRow } from './rotation.repo';
 import { actorIdsOf, toView } from './rotation.view';
@@ -19,6 +20,7 @@ export interface RotationServiceDeps {
   repo: RotationRepo;
   authRepo: AuthRepo;
   amkRepo: AmkRepo;
+  amkGuard: AmkGuard;
   auth: AuthService;
   audit: AuditService;
   clock: Clock;

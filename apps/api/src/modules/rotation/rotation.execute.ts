@@ -1,5 +1,5 @@
 import { AppError, type RotateResult, type RotateWithTokenBody } from '@keyturn/shared';
-import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, unwrapAmkForAdmin, wipe, wrapAmkForAdmin } from '@keyturn/shared/crypto';
+import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, wipe, wrapAmkForAdmin } from '@keyturn/shared/crypto';
 import { reencryptAll, RotationAbort } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import type { RequestCtx } from '../../lib/context';
@@ -108,7 +108,10 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon)
         newKeyMaterial({ userId: a.userId, password: body.newPassword ?? body.currentPassword, keyVersion: toKv, kdf: config.kdf, amkPublic: amk?.publicKey ?? null, dek: newDek }),
       );
       held.push(fresh.kek, fresh.dek);
-      const amkWrap = user.user.role === 'admin' ? await deps.amkRepo.wrapFor(db, a.userId) : null;
+      // An admin's share of the AMK follows their KEK to the new password (R12): opened here,
+      // checked against the stored public key (the new pending escrow copy was just sealed to it).
+      const share = user.user.role === 'admin' ? await deps.amkGuard.open(ctx, a.userId, unlocked.kek, action) : null;
+      held.push(share?.priv);
 
       // 4. Claim: approved → in_progress, one compare-and-set; exactly one executor wins.
       const lockOwner = `${config.instanceId}/${ctx.requestId}`;
@@ -159,14 +162,12 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon)
             },
           });
           await repo.writeKeyRow(tx, a.userId, { ...fresh.material, adekFinal: null, adekFinalizedAt: null });
-          if (amkWrap) {
-            // An admin's share of the AMK follows their KEK to the new password.
-            const priv = unwrapAmkForAdmin(unlocked.kek, amkWrap.wrappedPrivate, a.userId, amkWrap.amkId);
-            try {
-              await deps.amkRepo.upsertWrap(tx, { adminId: a.userId, amkId: amkWrap.amkId, keyVersion: toKv, wrappedPrivate: wrapAmkForAdmin(fresh.kek, priv, a.userId, amkWrap.amkId) });
-            } finally {
-              wipe(priv);
-            }
+          // An admin's rotation is never restorable (R12), so its backup (the old ciphertexts and
+          // the old key row, which the old, maybe leaked, password opens) must not outlive it:
+          // dropped before COMMIT, it never reaches the disk as committed data.
+          if (user.user.role === 'admin') await repo.deleteBackups(tx, t.id);
+          if (share) {
+            await deps.amkRepo.upsertWrap(tx, { adminId: a.userId, amkId: share.wrap.amkId, keyVersion: toKv, wrappedPrivate: wrapAmkForAdmin(fresh.kek, share.priv, a.userId, share.wrap.amkId) });
           }
           // Every session of the old key version ends; the caller's is replaced by the new one
           // below, so it is not counted among the "other sessions signed out".

@@ -1,7 +1,7 @@
 import { BACKUP_CHUNK_FORMAT_V1, BackupChunkError, type SecretBackupRow, type SecretCipherRow, unpackBackupChunk } from '@keyturn/shared/rotation';
 import { and, count, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf, userKeyGate } from '../../db/client';
-import { rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
+import { rotationBackupChunks, rotationBackups, rotationTokens, secrets, userKeys, users } from '../../db/schema';
 
 export type TokenRow = typeof rotationTokens.$inferSelect;
 /** Column values for an UPDATE: plain values or SQL expressions (e.g. the clock's now()). */
@@ -221,6 +221,12 @@ export function createRotationRepo() {
         .update(userKeys)
         .set({ ...set, updatedAt: sql`now()` })
         .where(eq(userKeys.userId, userId));
+    },
+
+    /** Drop a rotation's backup: its key-row snapshot and its chunks (an admin's rotation keeps none, R12). */
+    async deleteBackups(tx: DbOrTx, tokenId: string): Promise<void> {
+      await tx.delete(rotationBackups).where(eq(rotationBackups.tokenId, tokenId));
+      await tx.delete(rotationBackupChunks).where(eq(rotationBackupChunks.tokenId, tokenId));
     },
 
     /** The rotation's key-row snapshot (null once purged past retention). */

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, type Session, type SetupBody } from '@keyturn/shared';
 import {
-  amkPublicFromPrivate,
   constantTimeEqualStrings,
   generateAmk,
   generateSetupCode,
   hashSetupCode,
   type KdfParams,
   newKeyMaterial,
-  unwrapAmkForAdmin,
   wipe,
   wrapAmkForAdmin,
 } from '@keyturn/shared/crypto';
@@ -18,6 +16,7 @@ import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
 import type { AuthRepo } from '../auth/auth.repo';
 import { type AuthService, toUser } from '../auth/auth.service';
+import type { AmkGuard } from './amk.guard';
 import type { AmkRepo } from './amk.repo';
 
 const SETUP_CODE_KEY = 'setup_code_sha256';
@@ -27,13 +26,14 @@ export const SETUP_CODE_MAX_FAILURES = 10;
 export interface SetupServiceDeps {
   db: Db;
   amkRepo: AmkRepo;
+  amkGuard: AmkGuard;
   authRepo: AuthRepo;
   auth: AuthService;
   audit: AuditService;
   config: { kdf: KdfParams; SETUP_CODE?: string | undefined };
 }
 
-export function createSetupService({ db, amkRepo, authRepo, auth, audit, config }: SetupServiceDeps) {
+export function createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config }: SetupServiceDeps) {
   /**
    * An existing admin shares the AMK with a new admin account: the existing admin re-authenticates
    * through the admin re-authentication throttle (the same counter as approve, finalize and
@@ -53,13 +53,18 @@ export function createSetupService({ db, amkRepo, authRepo, auth, audit, config 
     let priv: Buffer | null = null;
     let fresh: Awaited<ReturnType<typeof newKeyMaterial>> | null = null;
     try {
-      const [wrap, amkRow, taken] = await Promise.all([amkRepo.wrapFor(db, byAdminId), amkRepo.get(db), authRepo.findUserWithKeysByEmail(db, body.email)]);
-      if (taken) return await deny('email_taken', emailTaken());
-      if (!wrap || !amkRow) return await deny('no_amk_share', new AppError('FORBIDDEN', 'This admin holds no share of the admin master key.'));
-      priv = unwrapAmkForAdmin(kek, wrap.wrappedPrivate, byAdminId, wrap.amkId);
-      if (!amkPublicFromPrivate(priv).equals(amkRow.publicKey)) {
-        return await deny('amk_mismatch', new AppError('INVALID_STATE', 'The stored admin master public key does not match the private key; an administrator must look at this.'));
+      if (await authRepo.findUserWithKeysByEmail(db, body.email)) return await deny('email_taken', emailTaken());
+      // Opened and checked against the stored public key (amk.guard.ts): a mismatch is its own
+      // security event, and the new admin's escrow would be sealed to the wrong key.
+      let opened: Awaited<ReturnType<AmkGuard['open']>>;
+      try {
+        opened = await amkGuard.open(ctx, byAdminId, kek, action);
+      } catch (e) {
+        if (e instanceof AppError) return await deny(e.code === 'AMK_MISMATCH' ? 'amk_mismatch' : 'no_amk_share', e);
+        throw e;
       }
+      priv = opened.priv;
+      const amkRow = opened.amk;
       const newId = randomUUID();
       fresh = await auth.kdfCost(() => newKeyMaterial({ userId: newId, password: body.password, keyVersion: 1, kdf: config.kdf, amkPublic: amkRow.publicKey }));
       const material = fresh;
