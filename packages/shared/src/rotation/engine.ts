@@ -4,6 +4,7 @@ import { BLOB_FORMAT_V1, KEY_BYTES, NONCE_BYTES, open, seal, TAG_BYTES } from '.
 
 import { CryptoWorker, verifyWorkerBatch, WORKER_MIN_ROWS } from './crypto-worker';
 import { RotationAbort, type SecretCipherRow } from './types';
+import { proveReencrypted } from './verify';
 
 export { RotationAbort, type SecretCipherRow, WORKER_MIN_ROWS };
 
@@ -140,13 +141,7 @@ export function reencryptRow(userId: string, r: SecretCipherRow, oldDek: Buffer,
   const valueCt = sealWith(newDek, value, aad.secretValue(userId, r.id, toKv));
   // Verify before commit: every new ciphertext must open to exactly the old plaintext.
   try {
-    const n2 = open(newDek, nameCt, aad.secretName(userId, r.id, toKv));
-    const v2 = open(newDek, valueCt, aad.secretValue(userId, r.id, toKv));
-    if (!n2.equals(name) || !v2.equals(value)) throw new Error('mismatch');
-    n2.fill(0);
-    v2.fill(0);
-  } catch {
-    throw new RotationAbort('VERIFY_FAILED', `secret ${r.id} did not verify under the new key`);
+    proveReencrypted(userId, r.id, toKv, newDek, nameCt, valueCt, name, value);
   } finally {
     name.fill(0);
     value.fill(0);
