@@ -345,7 +345,7 @@ const profileArgs = () => (process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu
 
 function childEnv(backend: Backend, port: number): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'NODE_OPTIONS', 'UV_THREADPOOL_SIZE']) if (process.env[k]) env[k] = process.env[k]!;
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'NODE_OPTIONS', 'UV_THREADPOOL_SIZE', 'RATE_LIMIT_STORE']) if (process.env[k]) env[k] = process.env[k]!;
   return { ...env, ...backend.env, PORT: String(port), HOST: '127.0.0.1' };
 }
 

@@ -78,6 +78,10 @@ export async function createBackend(opts: BackendOptions): Promise<Backend> {
     // test. The limiter still runs on every request; only its ceilings are raised.
     RATE_LIMIT_PER_MINUTE: '100000000',
     AUTH_RATE_LIMIT_PER_MINUTE: '100000000',
+    // The login burst signs one account in many times at once: each attempt in flight holds one
+    // of the account's throttle slots (LOGIN_MAX_FAILURES, auth README A5), so the cap is raised
+    // above the burst for the same reason.
+    LOGIN_MAX_FAILURES: '100',
     MAINTENANCE_INTERVAL_SECONDS: '0',
     ...opts.extraEnv,
   };

@@ -140,7 +140,10 @@ export function createAuthService(deps: AuthServiceDeps) {
     if (!r.reserved) {
       if (r.blockedFor === 0 && limit.busy) throw limit.busy();
       await refused();
-      throw new AppError('RATE_LIMITED', limit.message, { retryAfterSeconds: Math.max(1, r.blockedFor) });
+      if (r.blockedFor === 0) {
+        throw new AppError('RATE_LIMITED', 'Other attempts for this account are being checked right now. Try again in a moment.', { retryAfterSeconds: 1 });
+      }
+      throw new AppError('RATE_LIMITED', limit.message, { retryAfterSeconds: r.blockedFor });
     }
     let settled = false;
     const settle = async (outcome: 'failure' | 'success' | 'abandon', tx?: DbOrTx) => {
