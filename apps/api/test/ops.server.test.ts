@@ -273,6 +273,28 @@ describeBoth('ops: the server process', (backend) => {
   );
 
   it(
+    '(c2) stdout a pipe whose reader went away (closed: every write fails with EPIPE): the server keeps answering and after SIGTERM exits 0 at once',
+    async () => {
+      const bound = 5;
+      const s = await startServer({ ...(await backendEnv()), LOG_LEVEL: 'debug', SHUTDOWN_TIMEOUT_SECONDS: String(bound) });
+      // The reader goes away for good: the server's next log lines hit a closed pipe.
+      s.child.stdout!.destroy();
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const statuses = await Promise.all(Array.from({ length: 200 }, (_, i) => keepAliveGet(agent, s.base, i % 2 ? '/healthz' : '/readyz')));
+      expect(statuses.every((x) => x === 200)).toBe(true);
+      const sent = s.term();
+      const exit = await exitWithin(s, (bound + 3) * 1000);
+      agent.destroy();
+      const took = exit.at - sent;
+      expect(exit, s.stderr()).toMatchObject({ code: 0, signal: null });
+      expect(took, 'ms from SIGTERM to exit').toBeLessThanOrEqual(2000);
+      expect(s.stderr()).not.toMatch(/EPIPE|Unhandled|uncaught/i);
+      console.log(`(c2) ${backend}: exit 0 ${took} ms after SIGTERM with stdout closed`);
+    },
+    SLOW,
+  );
+
+  it(
     '(d) the main thread blocked for good after SIGTERM (a stuck synchronous call): the watchdog thread still ends the process within the bound',
     async () => {
       const bound = 3;

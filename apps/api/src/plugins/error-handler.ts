@@ -6,8 +6,6 @@ import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } fro
 import { sqlStateOf } from '../db/retry';
 import { loggable } from '../lib/loggable';
 
-export { loggable };
-
 export function sendError(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, message: string, details?: unknown) {
   const body: ErrorBody = { error: { code, message, requestId: String(request.id), ...(details === undefined ? {} : { details }) } };
   return reply.code(ERROR_STATUS[code]).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);

@@ -132,8 +132,8 @@ export function createAuthService(deps: AuthServiceDeps) {
    * attempts still in flight fill its slots: then `limit.busy` if given (e.g. 409 LOST_RACE for
    * parallel executes of one rotation), else 429 with Retry-After 1. The caller settles the
    * returned attempt: failed (counted), succeeded (slot back, failures cleared) or abandoned (slot
-   * back, nothing counted). An attempt a crash never settles keeps its slot until the window
-   * ends: it fails closed.
+   * back, nothing counted). An attempt a crash never settles keeps its slot until no attempt was
+   * reserved for a whole window (auth.repo throttleReserve): it fails closed.
    */
   async function reserveAttempt(key: string, limit: ThrottleLimit, refused: () => Promise<unknown>): Promise<ThrottledAttempt> {
     const r = await repo.throttleReserve(db, key, limit.max, config.LOGIN_LOCK_SECONDS, clock.now());
@@ -141,7 +141,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       if (r.blockedFor === 0 && limit.busy) throw limit.busy();
       await refused();
       if (r.blockedFor === 0) {
-        throw new AppError('RATE_LIMITED', 'Other attempts for this account are being checked right now. Try again in a moment.', { retryAfterSeconds: 1 });
+        throw new AppError('RATE_LIMITED', 'Other attempts are being checked right now. Try again in a moment.', { retryAfterSeconds: 1 });
       }
       throw new AppError('RATE_LIMITED', limit.message, { retryAfterSeconds: r.blockedFor });
     }

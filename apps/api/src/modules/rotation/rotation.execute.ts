@@ -86,7 +86,6 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon)
         throw new AppError('INVALID_CREDENTIALS', 'Your current password is not right.');
       }
       if (unlocked.ok) await attempt.succeeded();
-      await attempt.abandoned();
       if (!unlocked.ok) {
         // The stored key does not match its check value: fail before touching any secret.
         await failUnclaimed(ctx, t.id, 'KEY_CHECK_FAILED');
