@@ -5,6 +5,7 @@ export * from './schemas/common';
 export * from './schemas/auth';
 export * from './schemas/secrets';
 export * from './schemas/rotation';
+export * from './schemas/recovery';
 export * from './schemas/audit';
 export * from './schemas/ops';
 export { isCommonPassword } from './schemas/common-passwords';

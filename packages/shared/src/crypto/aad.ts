@@ -11,4 +11,6 @@ export const aad = {
   aDekPending: (userId: string, kv: number) => `keyturn/adek-pending/v1|user=${userId}|kv=${kv}`,
   aDekFinal: (userId: string, kv: number) => `keyturn/adek-final/v1|user=${userId}|kv=${kv}`,
   amkWrap: (adminId: string, amkId: string) => `keyturn/amk-wrap/v1|admin=${adminId}|amk=${amkId}`,
+  recoveryDek: (userId: string, requestId: string, kv: number) => `keyturn/recovery-dek/v1|user=${userId}|request=${requestId}|kv=${kv}`,
+  recoveryAmk: (adminId: string, requestId: string, amkId: string) => `keyturn/recovery-amk/v1|admin=${adminId}|request=${requestId}|amk=${amkId}`,
 } as const;

@@ -35,20 +35,21 @@ async function withCopy<T>(secret: Uint8Array, fn: (copy: Uint8Array) => Promise
   }
 }
 
-/** Seal a DEK to the AMK public key: the pending A-DEK. Needs no admin. */
-export async function sealPendingADek(amkPublic: Uint8Array, dek: Uint8Array, userId: string, kv: number): Promise<Buffer> {
-  const ctx = aad.aDekPending(userId, kv);
-  const recipientPublicKey = await suite.kem.deserializePublicKey(u8(amkPublic));
-  const { enc, ct } = await withCopy(dek, (plain) => suite.seal({ recipientPublicKey, info: Buffer.from(ctx) }, plain, Buffer.from(ctx)));
+/**
+ * HPKE base-mode seal of secret bytes to an X25519 public key; `ctx` is both the HPKE info and
+ * the AEAD associated data. Format: version byte | enc (32) | ciphertext+tag.
+ */
+export async function hpkeSeal(recipientPublic: Uint8Array, plaintext: Uint8Array, ctx: string): Promise<Buffer> {
+  const recipientPublicKey = await suite.kem.deserializePublicKey(u8(recipientPublic));
+  const { enc, ct } = await withCopy(plaintext, (plain) => suite.seal({ recipientPublicKey, info: Buffer.from(ctx) }, plain, Buffer.from(ctx)));
   return Buffer.concat([Buffer.from([ADEK_FORMAT_V1]), Buffer.from(enc), Buffer.from(ct)]);
 }
 
-/** Open a pending A-DEK with the AMK private key. Any failure is the generic IntegrityError. */
-export async function openPendingADek(amkPrivate: Uint8Array, blob: Uint8Array, userId: string, kv: number): Promise<Buffer> {
+/** Open an `hpkeSeal` blob with the raw X25519 private key. Any failure is the generic IntegrityError. */
+export async function hpkeOpen(recipientPrivate: Uint8Array, blob: Uint8Array, ctx: string): Promise<Buffer> {
   if (blob.length < 1 + ENC_BYTES + 16 || blob[0] !== ADEK_FORMAT_V1) throw new IntegrityError();
-  const ctx = aad.aDekPending(userId, kv);
   try {
-    const recipientKey = await withCopy(amkPrivate, (copy) => suite.kem.deserializePrivateKey(copy));
+    const recipientKey = await withCopy(recipientPrivate, (copy) => suite.kem.deserializePrivateKey(copy));
     const pt = await suite.open(
       { recipientKey, enc: u8(blob.subarray(1, 1 + ENC_BYTES)), info: Buffer.from(ctx) },
       u8(blob.subarray(1 + ENC_BYTES)),
@@ -59,6 +60,25 @@ export async function openPendingADek(amkPrivate: Uint8Array, blob: Uint8Array, 
     throw new IntegrityError();
   }
 }
+
+/**
+ * An X25519 key pair derived deterministically from 32 secret bytes (RFC 9180 DeriveKeyPair):
+ * the account-recovery key, re-derived from the requester's password (recovery.ts).
+ */
+export async function deriveX25519KeyPair(ikm: Uint8Array): Promise<AmkKeyPair> {
+  const kp = await withCopy(ikm, (copy) => suite.kem.deriveKeyPair(copy));
+  const publicKey = Buffer.from(await suite.kem.serializePublicKey(kp.publicKey));
+  const privateKey = Buffer.from(await suite.kem.serializePrivateKey(kp.privateKey));
+  return { publicKey, privateKey };
+}
+
+/** Seal a DEK to the AMK public key: the pending A-DEK. Needs no admin. */
+export const sealPendingADek = (amkPublic: Uint8Array, dek: Uint8Array, userId: string, kv: number): Promise<Buffer> =>
+  hpkeSeal(amkPublic, dek, aad.aDekPending(userId, kv));
+
+/** Open a pending A-DEK with the AMK private key. Any failure is the generic IntegrityError. */
+export const openPendingADek = (amkPrivate: Uint8Array, blob: Uint8Array, userId: string, kv: number): Promise<Buffer> =>
+  hpkeOpen(amkPrivate, blob, aad.aDekPending(userId, kv));
 
 /** The key that final A-DEKs are wrapped under; derivable only from the AMK private key. */
 const finalWrapKey = (amkPrivate: Uint8Array): Buffer =>

@@ -7,3 +7,4 @@ export * from './amk';
 export * from './tokens';
 export * from './fingerprint';
 export * from './envelope';
+export * from './recovery';

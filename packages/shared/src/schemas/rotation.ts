@@ -29,8 +29,13 @@ export const TimelineEntrySchema = z.object({
   note: z.string().nullable(),
 });
 
+/** A user's own rotation, or the rotation a completed account recovery ran (modules/recovery). */
+export const RotationKindSchema = z.enum(['rotation', 'recovery']);
+export type RotationKind = z.infer<typeof RotationKindSchema>;
+
 export const RotationTokenSchema = z.object({
   id: z.uuid(),
+  kind: RotationKindSchema,
   userId: z.uuid(),
   userEmail: z.string(),
   status: RotationStatusSchema,
