@@ -23,6 +23,7 @@ import { healthRoutes } from './modules/health/health.routes';
 import { secretsRoutes } from './modules/secrets/secrets.routes';
 import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
+import { recoveryAdminRoutes, recoveryUserRoutes } from './modules/recovery/recovery.routes';
 import { registerAuth } from './plugins/auth';
 import { postgresRateLimitStore } from './plugins/rate-limit-store';
 import { clientErrorHandler, frameworkErrors, registerErrorHandler, sendError } from './plugins/error-handler';
@@ -153,6 +154,8 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(secretsRoutes(container.secrets));
   await app.register(rotationUserRoutes(container.rotation, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(rotationAdminRoutes(container.rotation));
+  await app.register(recoveryUserRoutes(container.recovery, config.AUTH_RATE_LIMIT_PER_MINUTE));
+  await app.register(recoveryAdminRoutes(container.recovery, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(auditRoutes(container.audit, container.auditVerdicts));
   await app.register(adminAccountRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(maintenanceRoutes(container.maintenance));

@@ -42,6 +42,10 @@ export const EnvSchema = z.object({
   MAINTENANCE_INTERVAL_SECONDS: seconds(300, 0),
   AUDIT_VERIFY_INTERVAL_SECONDS: seconds(600, 0),
   TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  /** Account recovery (modules/recovery): life of a request (pending from creation, approved from approval). */
+  RECOVERY_TTL_SECONDS: seconds(86_400, 60),
+  /** Wrong completions of an approved recovery request before it is revoked. */
+  RECOVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   SECRET_VALUE_MAX_BYTES: z.coerce.number().int().min(1).max(900_000).default(65_536),
   ROTATION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(2_000),
   // The bounds the crypto core enforces (OWASP floor, anti-DoS ceiling): refused here at start-up,

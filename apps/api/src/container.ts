@@ -10,6 +10,8 @@ import type { TokenSigner } from './modules/auth/tokens';
 import { createHealthService } from './modules/health/health.service';
 import { createMetrics } from './modules/health/metrics';
 import { createMaintenanceService } from './modules/maintenance/maintenance.service';
+import { createRecovery } from './modules/recovery/recovery.module';
+import { createRecoveryRepo } from './modules/recovery/recovery.repo';
 import { createRotationRepo } from './modules/rotation/rotation.repo';
 import { createRotationService, type RotationHooks } from './modules/rotation/rotation.service';
 import { createSecretsRepo } from './modules/secrets/secrets.repo';
@@ -56,8 +58,10 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     metrics,
     hooks: rotationHooks ?? {},
   });
+  const recoveryRepo = createRecoveryRepo();
+  const recovery = createRecovery({ db, database, repo: recoveryRepo, authRepo, rotationRepo, amkRepo, amkGuard, auth, rotation, audit, clock, config });
   const auditVerdicts = createAuditVerdicts({ db, audit, clock, metrics, instanceId: config.instanceId });
-  const maintenance = createMaintenanceService({ db, database, rotationRepo, audit, auditVerdicts, clock, config, metrics, rotation });
+  const maintenance = createMaintenanceService({ db, database, rotationRepo, recoveryRepo, audit, auditVerdicts, clock, config, metrics, rotation });
   const health = createHealthService({ database, db, amkRepo, setup, maintenance, cacheMs: config.HEALTH_CACHE_SECONDS * 1000 });
   return {
     db,
@@ -71,9 +75,10 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     setup,
     secrets,
     rotation,
+    recovery,
     maintenance,
     health,
-    repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo },
+    repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo, recoveryRepo },
   };
 }
 export type Container = ReturnType<typeof createContainer>;

@@ -304,6 +304,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     expect(cleanup1.kind).toBe('cleanup');
     expect(cleanup1.changes).toEqual({
       tokensExpired: 2,
+      recoveriesExpired: 0,
       backupsPurged: 9, // three rotations × (key-row snapshot + two secrets in a chunk)
       sessionsPurged: endedSessions.length,
       throttlesPurged: 1,
@@ -359,7 +360,7 @@ describeBoth('ops: maintenance (cleanup, recover, status)', (backend) => {
     const sessions = await dump(t.database, 'select id from sessions order by id');
     const head = await auditHead(t.database);
     const run = (await service().cleanup(ctx()))!;
-    expect(run.changes).toEqual({ tokensExpired: 0, backupsPurged: 0, sessionsPurged: 0, throttlesPurged: 0, rateLimitsPurged: 0, runsPurged: 0 });
+    expect(run.changes).toEqual({ tokensExpired: 0, recoveriesExpired: 0, backupsPurged: 0, sessionsPurged: 0, throttlesPurged: 0, rateLimitsPurged: 0, runsPurged: 0 });
     expect(await dump(t.database, 'select * from rotation_tokens order by id')).toBe(state);
     expect(await dump(t.database, 'select id from rotation_backups order by id')).toBe(backups);
     expect(await dump(t.database, 'select token_id, chunk, row_count, md5(data) from rotation_backup_chunks order by token_id, chunk')).toBe(chunks);

@@ -2,3 +2,4 @@ export * from './users';
 export * from './secrets';
 export * from './rotation';
 export * from './audit';
+export * from './recovery';

@@ -11,6 +11,8 @@ export const rotationTokens = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
     status: text('status').notNull(),
+    /** 'rotation' (the user's own request) or 'recovery' (the rotation a completed account recovery ran). */
+    kind: text('kind', { enum: ['rotation', 'recovery'] }).notNull().default('rotation'),
     reason: text('reason').notNull(),
     fromKeyVersion: integer('from_key_version').notNull(),
     toKeyVersion: integer('to_key_version'),

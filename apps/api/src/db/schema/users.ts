@@ -44,6 +44,8 @@ export const userKeys = pgTable('user_keys', {
   /** After an admin finalized: the DEK sealed under a key derived from the AMK private key. */
   adekFinal: bytea('adek_final'),
   adekFinalizedAt: tsz('adek_finalized_at'),
+  /** The last self-service password change: a rotation completed before it is not restored (recovery README P4). */
+  passwordChangedAt: tsz('password_changed_at'),
   updatedAt: tsz('updated_at').notNull().defaultNow(),
 });
 

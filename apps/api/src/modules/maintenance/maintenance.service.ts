@@ -10,6 +10,7 @@ import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditEventSpec, AuditService } from '../audit/audit.service';
 import type { AuditVerdicts } from '../audit/audit.verdicts';
 import type { Metrics } from '../health/metrics';
+import type { RecoveryRepo } from '../recovery/recovery.repo';
 import type { RotationRepo } from '../rotation/rotation.repo';
 import type { RotationService } from '../rotation/rotation.service';
 
@@ -17,6 +18,7 @@ export interface MaintenanceDeps {
   db: Db;
   database: Database;
   rotationRepo: RotationRepo;
+  recoveryRepo: RecoveryRepo;
   audit: AuditService;
   /** The last full verify's verdict (status reads it; the scheduler records new ones). */
   auditVerdicts: AuditVerdicts;
@@ -103,6 +105,11 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           const moved = await deps.rotationRepo.transition(tx, t.id, [t.status], { status: 'expired', decidedAt: now, decisionNote: 'expired by cleanup', tempHash: null });
           if (moved) events.push({ action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
         }
+        // Account recovery requests past their expiry, sealed copies dropped (recovery README V9).
+        const recoveries = await deps.recoveryRepo.expireOverdue(tx, now);
+        for (const r of recoveries) {
+          events.push({ action: 'recovery.expired', outcome: 'success', target: `recovery:${r.id}`, details: { from: r.from, note: 'expired by cleanup' } });
+        }
         // Backups (old ciphertexts and the old key row, which opens them with the old password):
         // of rotations that ended (finalized, superseded, rolled back…) past retention, and of
         // every rotation past its restore window, finalized or not (README R13): old key
@@ -153,7 +160,7 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           ctx,
           {
             kind: 'cleanup',
-            changes: { tokensExpired: events.length, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, rateLimitsPurged: limits?.n ?? 0, runsPurged: runs.length },
+            changes: { tokensExpired: events.length - recoveries.length, recoveriesExpired: recoveries.length, backupsPurged, sessionsPurged: ended.length, throttlesPurged: thr.length, rateLimitsPurged: limits?.n ?? 0, runsPurged: runs.length },
           },
           events,
         );

@@ -153,9 +153,21 @@ export function createRotationAdminService(deps: RotationServiceDeps, common: Ro
           'An administrator’s rotation cannot be restored: their share of the admin master key is kept only under their current password. They keep their new keys; ask them to rotate again if needed.',
         );
       }
+      if (t.kind === 'recovery') {
+        await refuse(
+          'RECOVERY_ROTATION',
+          'The rotation an account recovery ran cannot be restored: the old key passed through an administrator’s hands and the old password was forgotten, so its backup is not kept.',
+        );
+      }
+      const changedPassword = (k: { passwordChangedAt: Date | null } | null | undefined) => !!k?.passwordChangedAt && !!t.completedAt && k.passwordChangedAt > t.completedAt;
+      if (changedPassword(owner?.keys)) {
+        await refuse('PASSWORD_CHANGED', 'The user changed their password after this rotation; restoring it would bring the old password back. Nothing was changed.');
+      }
       wipe(await deps.auth.reauthenticateAdmin(ctx, a.userId, adminPassword, action));
       return db.transaction(async (tx) => {
         const locked = await repo.lockKeyRow(tx, t.userId);
+        // Re-checked under the key row lock: a password change may have committed meanwhile (recovery README P4).
+        if (changedPassword(locked)) throw new AppError('SECRETS_CHANGED', 'Restore refused: the user changed their password since this rotation. Nothing was changed.');
         const changed = (why: string) =>
           new AppError('SECRETS_CHANGED', `Restore refused: ${why} since this rotation, and restoring would lose that. Nothing was changed.`);
         if (!locked || locked.keyVersion !== t.toKeyVersion) throw changed('the user’s keys were rotated again');

@@ -1,11 +1,11 @@
 import { AppError, type RotateResult, type RotateWithTokenBody } from '@keyturn/shared';
-import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, wipe, wrapAmkForAdmin } from '@keyturn/shared/crypto';
-import { reencryptAll, RotationAbort } from '@keyturn/shared/rotation';
+import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, wipe } from '@keyturn/shared/crypto';
 import { sql } from 'drizzle-orm';
 import type { RequestCtx } from '../../lib/context';
 import type { AuthContext } from '../auth/auth.service';
+import type { CommitRotation } from './rotation.commit';
 import { inFlight, notFound, type RotationCommon, type RotationServiceDeps, target } from './rotation.common';
-import { type KeySnapshot, snapshotKeyRow, type TokenRow } from './rotation.repo';
+import type { TokenRow } from './rotation.repo';
 
 /**
  * Execute an approved rotation (DESIGN §3; README R3–R8, R12). Credentials and argon2 first,
@@ -13,8 +13,8 @@ import { type KeySnapshot, snapshotKeyRow, type TokenRow } from './rotation.repo
  * re-encrypts. Every piece of key material this request derives is wiped in one `finally`,
  * whichever step throws.
  */
-export function createExecute(deps: RotationServiceDeps, common: RotationCommon) {
-  const { db, repo, audit, clock, config, hooks } = deps;
+export function createExecute(deps: RotationServiceDeps, common: RotationCommon, commit: CommitRotation) {
+  const { db, repo, audit, clock, config } = deps;
   const action = 'rotation.execute';
 
   /** The attempt cap was reached: approved → revoked (once), then 423. */
@@ -114,7 +114,6 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon)
 
       // 4. Claim: approved → in_progress, one compare-and-set; exactly one executor wins.
       const lockOwner = `${config.instanceId}/${ctx.requestId}`;
-      const started = Date.now();
       const claimed = await db.transaction(async (tx) => {
         const c = await repo.transition(tx, t.id, ['approved'], { status: 'in_progress', lockedAt: sql`${clock.now()}`, lockOwner }, sql`expires_at > ${clock.now()}`);
         if (c) await audit.record(tx, ctx, { action: 'rotation.started', outcome: 'success', target: target(t.id), details: { fromKeyVersion: t.fromKeyVersion } });
@@ -126,105 +125,30 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon)
         throw new AppError('LOST_RACE', 'This rotation is already running or finished.');
       }
 
-      // 5. The rotation's one transaction (R7).
-      try {
-        await hooks.afterClaim?.(t.id);
-        const result = await db.transaction(async (tx) => {
-          // The token row first: recover skips rows a live rotation holds (SKIP LOCKED).
-          await repo.get(tx, t.id, 'update');
-          let keyRowBefore: KeySnapshot | null = null;
-          const r = await reencryptAll({
-            tokenId: t.id,
-            userId: a.userId,
-            oldDek: unlocked.dek,
-            newDek,
-            fromKeyVersion: t.fromKeyVersion,
-            toKeyVersion: toKv,
-            expectedWrappedDek: user.keys.wrappedDek,
-            batchSize: config.ROTATION_BATCH_SIZE,
-            hooks,
-            store: {
-              lockKeyRow: async () => {
-                const k = await repo.lockKeyRow(tx, a.userId);
-                if (!k) throw new RotationAbort('KEY_CHANGED', 'key row missing');
-                // Never the admin's AMK share: a share wrapped under the old (maybe leaked)
-                // password is not kept past the rotation (R12); an admin's restore is refused.
-                keyRowBefore = snapshotKeyRow(k);
-                return k;
-              },
-              countSecrets: () => repo.countSecrets(tx, a.userId),
-              backupKeyRow: () => repo.backupKeyRow(tx, t.id, a.userId, keyRowBefore!),
-              readBatch: (after, limit, maxBytes) => repo.readBatch(tx, a.userId, after, limit, maxBytes),
-              // Each batch's write also stores its old rows as one backup chunk (R7).
-              writeBatch: (rows, chunk) => repo.writeBatch(tx, t.id, a.userId, rows, chunk),
-              countNotAt: (kv) => repo.countNotAt(tx, a.userId, kv),
-            },
-          });
-          await repo.writeKeyRow(tx, a.userId, { ...fresh.material, adekFinal: null, adekFinalizedAt: null });
-          // An admin's rotation is never restorable (R12), so its backup (the old ciphertexts and
-          // the old key row, which the old, maybe leaked, password opens) must not outlive it:
-          // dropped before COMMIT, it never reaches the disk as committed data.
-          if (user.user.role === 'admin') await repo.deleteBackups(tx, t.id);
-          if (share) {
-            await deps.amkRepo.upsertWrap(tx, { adminId: a.userId, amkId: share.wrap.amkId, keyVersion: toKv, wrappedPrivate: wrapAmkForAdmin(fresh.kek, share.priv, a.userId, share.wrap.amkId) });
-          }
-          // Every session of the old key version ends; the caller's is replaced by the new one
-          // below, so it is not counted among the "other sessions signed out".
-          const othersRevoked = await deps.authRepo.revokeUserSessions(tx, a.userId, 'key_rotation', clock.now(), a.sessionId);
-          await deps.authRepo.revokeSession(tx, a.sessionId, 'key_rotation', clock.now());
-          const superseded: string[] = [];
-          for (const old of await repo.completedOf(tx, a.userId)) {
-            if (old.id === t.id) continue;
-            if (await repo.transition(tx, old.id, ['completed'], { status: 'superseded', endedAt: sql`${clock.now()}` })) superseded.push(old.id);
-          }
-          const done = await repo.transition(
-            tx,
-            t.id,
-            ['in_progress'],
-            { status: 'completed', completedAt: sql`${clock.now()}`, toKeyVersion: toKv, secretsReencrypted: r.count, resultDigest: r.digest, tempHash: null },
-            sql`lock_owner = ${lockOwner}`,
-          );
-          if (!done) throw new RotationAbort('KEY_CHANGED', 'the token was settled by someone else meanwhile');
-          const session = await deps.auth.openSession(tx, user.user, toKv, newDek);
-          await hooks.beforeCommit?.(t.id);
-          // Audit events last (one lock order everywhere: rows first, the chain's lock last).
-          for (const id of superseded) await audit.record(tx, ctx, { action: 'rotation.superseded', outcome: 'success', target: target(id), details: { by: t.id } });
-          await audit.record(tx, ctx, {
-            action: 'rotation.completed',
-            outcome: 'success',
-            target: target(t.id),
-            details: { fromKeyVersion: t.fromKeyVersion, toKeyVersion: toKv, secretsReencrypted: r.count, batches: r.batches, sessionsRevoked: othersRevoked, passwordChanged: !!body.newPassword },
-          });
-          return { r, othersRevoked, session };
-        });
-        await hooks.afterCommit?.(t.id);
-        deps.metrics.rotations.inc({ outcome: 'completed' });
-        deps.metrics.rotationDuration.observe({ outcome: 'completed' }, (Date.now() - started) / 1000);
-        return {
-          status: 'completed',
-          keyVersion: toKv,
-          secretsReencrypted: result.r.count,
-          sessionsRevoked: result.othersRevoked,
-          session: { token: result.session.token, csrfToken: result.session.csrfToken, expiresAt: result.session.expiresAt },
-          sessionToken: result.session.token,
-        };
-      } catch (e) {
-        // The transaction rolled back: the original rows are untouched. Settle the token.
-        const reason = e instanceof RotationAbort ? e.reasonCode : e instanceof AppError ? e.code : 'INTERNAL_ERROR';
-        try {
-          await db.transaction(async (tx) => {
-            const moved = await repo.transition(tx, t.id, ['in_progress'], { status: 'failed', failedAt: sql`${clock.now()}`, failureReason: reason, tempHash: null }, sql`lock_owner = ${lockOwner}`);
-            if (moved) await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(t.id), details: { reason } });
-          });
-        } catch {
-          // Database gone too: recover settles the token from the database's truth later.
-        }
-        deps.metrics.rotations.inc({ outcome: 'failed' });
-        deps.metrics.rotationDuration.observe({ outcome: 'failed' }, (Date.now() - started) / 1000);
-        if (e instanceof AppError) throw e;
-        if (e instanceof RotationAbort) throw new AppError('INVALID_STATE', `The rotation was refused and rolled back (${e.reasonCode}); nothing changed. Ask for a new rotation.`, { reason: e.reasonCode });
-        throw e;
-      }
+      // 5. The rotation's one transaction (R7), shared with account recovery (rotation.commit.ts).
+      const r = await commit(ctx, {
+        tokenId: t.id,
+        lockOwner,
+        fromKeyVersion: t.fromKeyVersion,
+        user: user.user,
+        keysBefore: user.keys,
+        oldDek: unlocked.dek,
+        newDek,
+        fresh,
+        share,
+        keepBackup: user.user.role !== 'admin',
+        revokeReason: 'key_rotation',
+        callerSessionId: a.sessionId,
+        details: { passwordChanged: !!body.newPassword },
+      });
+      return {
+        status: 'completed',
+        keyVersion: r.keyVersion,
+        secretsReencrypted: r.count,
+        sessionsRevoked: r.othersRevoked,
+        session: r.session!,
+        sessionToken: r.session!.token,
+      };
     } finally {
       await attempt.abandoned();
       wipe(...held);

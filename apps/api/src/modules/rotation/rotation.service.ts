@@ -8,6 +8,7 @@ import type { RequestCtx } from '../../lib/context';
 import type { AuthContext } from '../auth/auth.service';
 import { createRotationAdminService } from './rotation.admin.service';
 import { createRotationCommon, type RotationServiceDeps, target } from './rotation.common';
+import { createRotationCommit } from './rotation.commit';
 import { createExecute } from './rotation.execute';
 import type { TokenRow } from './rotation.repo';
 
@@ -21,6 +22,7 @@ export type { RotationHooks, RotationServiceDeps };
 export function createRotationService(deps: RotationServiceDeps) {
   const { db, repo, audit, clock } = deps;
   const common = createRotationCommon(deps);
+  const commit = createRotationCommit(deps);
 
   return {
     async request(ctx: RequestCtx, a: AuthContext, body: RequestRotationBody) {
@@ -70,12 +72,14 @@ export function createRotationService(deps: RotationServiceDeps) {
       return moved.view;
     },
 
-    execute: createExecute(deps, common),
+    execute: createExecute(deps, common, commit),
     ...createRotationAdminService(deps, common),
 
     /** For maintenance: expire one token (CAS; false if someone else already moved it). */
     expireToken: common.expireToken,
     dbNow: common.dbNow,
+    /** For account recovery (modules/recovery): the same rotation transaction and settlement. */
+    commit,
   };
 }
 export type RotationService = ReturnType<typeof createRotationService>;

@@ -20,6 +20,7 @@ export function toView(t: TokenRow, userEmail: string, emails: Map<string, strin
   timeline.sort((a, b) => a.at.localeCompare(b.at));
   return {
     id: t.id,
+    kind: t.kind,
     userId: t.userId,
     userEmail,
     status: t.status as RotationStatus,

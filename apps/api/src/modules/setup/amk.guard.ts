@@ -22,27 +22,45 @@ export interface AmkGuardDeps {
  * never trusted. The caller wipes the returned private key.
  */
 export function createAmkGuard({ db, amkRepo, audit, metrics }: AmkGuardDeps) {
+  /** Refuse (and raise) an AMK private key whose public key is not the stored one; the caller wipes it. */
+  async function verify(ctx: RequestCtx, priv: Buffer, amk: { id: string; publicKey: Buffer }, during: string): Promise<void> {
+    const actual = amkPublicFromPrivate(priv);
+    if (actual.equals(amk.publicKey)) return;
+    wipe(priv);
+    metrics.amkMismatch.inc();
+    await audit.recordDetached(ctx, {
+      action: 'amk.public_key_mismatch',
+      outcome: 'failure',
+      target: `amk:${amk.id}`,
+      details: { during, stored: amkFingerprint(amk.publicKey), expected: amkFingerprint(actual) },
+    });
+    throw new AppError(
+      'AMK_MISMATCH',
+      'The stored admin master public key does not belong to the admin master key: escrow copies may have been sealed to another key. Nothing was changed; investigate before going on.',
+    );
+  }
+
   return {
     async open(ctx: RequestCtx, adminId: string, kek: Buffer, during: string) {
       const [wrap, amk] = await Promise.all([amkRepo.wrapFor(db, adminId), amkRepo.get(db)]);
       if (!wrap || !amk) throw new AppError('FORBIDDEN', 'This admin holds no share of the admin master key.');
       const priv = unwrapAmkForAdmin(kek, wrap.wrappedPrivate, adminId, wrap.amkId);
-      const actual = amkPublicFromPrivate(priv);
-      if (!actual.equals(amk.publicKey)) {
-        wipe(priv);
-        metrics.amkMismatch.inc();
-        await audit.recordDetached(ctx, {
-          action: 'amk.public_key_mismatch',
-          outcome: 'failure',
-          target: `amk:${amk.id}`,
-          details: { during, stored: amkFingerprint(amk.publicKey), expected: amkFingerprint(actual) },
-        });
-        throw new AppError(
-          'AMK_MISMATCH',
-          'The stored admin master public key does not belong to the admin master key: escrow copies may have been sealed to another key. Nothing was changed; investigate before going on.',
-        );
-      }
+      await verify(ctx, priv, amk, during);
       return { priv, amk, wrap };
+    },
+
+    /**
+     * An AMK private key that reached this request another way (an admin's account recovery,
+     * sealed to the requester's recovery key by the approving admin), checked the same way.
+     */
+    async check(ctx: RequestCtx, priv: Buffer, during: string) {
+      const amk = await amkRepo.get(db);
+      if (!amk) {
+        wipe(priv);
+        throw new AppError('SETUP_REQUIRED', 'Keyturn has no admin master key.');
+      }
+      await verify(ctx, priv, amk, during);
+      return { priv, amk, wrap: { amkId: amk.id } };
     },
   };
 }
