@@ -214,18 +214,56 @@ describeBoth('account recovery', (backend) => {
     expect(await loginStatus(t.app, user.email, user.password)).toBe(200);
   });
 
-  it('a new request supersedes the open one (one open request per account)', async () => {
+  it('a new request supersedes a pending one, never an approved one; the owner can cancel either', async () => {
     admin ??= await setupAdmin(t.app);
     const user = await registerUser(t.app);
     const a = await requestRecovery(t.app, user.email, strongPassword());
-    await approveRecovery(t.app, admin, a.requestId);
     const b = await requestRecovery(t.app, user.email, strongPassword());
-    const rows = await queryRows<{ id: string; status: string; sealed_dek: unknown }>(t.database, `select id, status, sealed_dek from recovery_requests where user_id = '${user.id}' order by created_at`);
-    expect(rows.map((r) => [r.id, r.status, r.sealed_dek === null])).toEqual([
-      [a.requestId, 'superseded', true],
-      [b.requestId, 'pending', true],
+    const statuses = async () =>
+      (await queryRows<{ id: string; status: string }>(t.database, `select id, status from recovery_requests where user_id = '${user.id}' order by created_at`)).map((r) => [r.id, r.status]);
+    expect(await statuses()).toEqual([
+      [a.requestId, 'superseded'],
+      [b.requestId, 'pending'],
     ]);
     expectError(await approveRecoveryRes(t.app, admin, a.requestId), 409, 'INVALID_STATE');
+    await approveRecovery(t.app, admin, b.requestId);
+    // An anonymous request cannot wipe an approval: same 202, nothing stored, audited as denied.
+    const c = await requestRecovery(t.app, user.email, strongPassword());
+    expect(await statuses()).toEqual([
+      [a.requestId, 'superseded'],
+      [b.requestId, 'approved'],
+    ]);
+    expect((await auditFor(t.database, `recovery:${c.requestId}`)).map((e) => [e.action, e.outcome, e.details.reason])).toEqual([['recovery.requested', 'denied', 'approved_request_open']]);
+
+    // The owner sees the approval and cancels it ("this wasn't me"); another user cannot.
+    const stranger = await registerUser(t.app);
+    expectError(await api(t.app, stranger).post(`/api/recovery/requests/${b.requestId}/cancel`), 404, 'NOT_FOUND');
+    const notices = json<RecoveryNoticeList>(await api(t.app, user).get('/api/recovery/notices')).items;
+    expect(notices.find((n) => n.requestId === b.requestId)).toMatchObject({ status: 'approved', cancellable: true, openedBy: admin.email });
+    expect((await api(t.app, user).post(`/api/recovery/requests/${b.requestId}/cancel`)).statusCode).toBe(200);
+    const [row] = await queryRows<{ status: string; sealed_dek: unknown }>(t.database, `select status, sealed_dek from recovery_requests where id = '${b.requestId}'`);
+    expect(row).toMatchObject({ status: 'cancelled', sealed_dek: null });
+    expectError(await api(t.app, user).post(`/api/recovery/requests/${b.requestId}/cancel`), 409, 'INVALID_STATE');
+    // A pending request is shown to the owner too, with where it came from.
+    const d = await requestRecovery(t.app, user.email, strongPassword());
+    const pending = json<RecoveryNoticeList>(await api(t.app, user).get('/api/recovery/notices')).items.find((n) => n.requestId === d.requestId);
+    expect(pending).toMatchObject({ status: 'pending', openedAt: null, openedBy: null, requesterAddress: '127.0.0.1', cancellable: true });
+  });
+
+  it('a password change ends the account’s open recovery request and drops every old rotation backup', async () => {
+    admin ??= await setupAdmin(t.app);
+    const user = await registerUser(t.app);
+    await createSecret(t.app, user, { name: 'n', value: 'v' });
+    const r = await rotate(t, admin, user);
+    expect(await countRows(t.database, 'rotation_backups', `user_id = '${user.id}'`)).toBeGreaterThan(0);
+    const req = await requestRecovery(t.app, user.email, strongPassword());
+    await approveRecovery(t.app, admin, req.requestId);
+    const res = await api(t.app, r.user).post('/api/auth/change_password', { currentPassword: r.user.password, newPassword: strongPassword() });
+    expect(res.statusCode, res.body).toBe(200);
+    const [row] = await queryRows<{ status: string; sealed_dek: unknown; decision_note: string }>(t.database, `select * from recovery_requests where id = '${req.requestId}'`);
+    expect(row).toMatchObject({ status: 'superseded', sealed_dek: null, decision_note: 'the account password was changed' });
+    expect(await countRows(t.database, 'rotation_backups', `user_id = '${user.id}'`)).toBe(0);
+    expect(await countRows(t.database, 'rotation_backup_chunks', `user_id = '${user.id}'`)).toBe(0);
   });
 
   it('expiry: an overdue pending request cannot be approved (410), an overdue approved one cannot be completed (410), cleanup expires the rest', async () => {

@@ -77,6 +77,18 @@ describeBoth('account recovery security', (backend) => {
     expect(Number(n!.n)).toBe(7);
   });
 
+  it('an account disabled after approval is not recovered', async () => {
+    const user = await registerUser(t.app);
+    const pw = strongPassword();
+    const req = await requestRecovery(t.app, user.email, pw);
+    await approveRecovery(t.app, admin, req.requestId);
+    await queryRows(t.database, `update users set disabled = true where id = '${user.id}'`);
+    expect(expectError(await completeRecoveryRes(t.app, req.requestId, pw), 409, 'INVALID_STATE').details).toMatchObject({ reason: 'ACCOUNT_DISABLED' });
+    const [row] = await queryRows<{ status: string; sealed_dek: unknown }>(t.database, `select status, sealed_dek from recovery_requests where id = '${req.requestId}'`);
+    expect(row).toMatchObject({ status: 'failed', sealed_dek: null });
+    expect(await keyVersion(t.database, user.id)).toBe(1);
+  });
+
   it('bad input is 400 and stores nothing', async () => {
     const before = (await queryRows<{ n: number }>(t.database, 'select count(*)::int as n from recovery_requests'))[0]!.n;
     for (const body of [
@@ -128,6 +140,21 @@ describeBoth('account recovery security', (backend) => {
     expect(codes).toContain('TOKEN_REVOKED');
   });
 
+  it('parallel completions with the right password: exactly one re-keys the account, the others get 409', async () => {
+    const user = await registerUser(t.app);
+    await createSecret(t.app, user, { name: 'n', value: 'v' });
+    const pw = strongPassword();
+    const req = await requestRecovery(t.app, user.email, pw);
+    await approveRecovery(t.app, admin, req.requestId);
+    const answers = await Promise.all(Array.from({ length: 4 }, () => completeRecoveryRes(t.app, req.requestId, pw)));
+    const codes = answers.map((r) => r.statusCode).sort();
+    expect(codes, answers.map((r) => r.body).join('\n')).toEqual([200, 409, 409, 409]);
+    expect(await keyVersion(t.database, user.id)).toBe(2);
+    const [n] = await queryRows<{ n: number }>(t.database, `select count(*)::int as n from rotation_tokens where user_id = '${user.id}' and status = 'completed'`);
+    expect(Number(n!.n)).toBe(1);
+    expect((await loginAndReadVault(t.app, user, pw)).vault).toEqual({ n: 'v' });
+  });
+
   it('a recovery racing a rotation: the user’s rotation in progress makes the completion 409, and the recovery still completes after', async () => {
     const user = await registerUser(t.app);
     await createSecret(t.app, user, { name: 'n', value: 'v' });
@@ -176,11 +203,11 @@ describeBoth('account recovery security', (backend) => {
     expect(await keyVersion(t.database, user.id)).toBe(1);
     expect(await loginStatus(t.app, user.email, pw)).toBe(401);
     expect((await loginAndReadVault(t.app, user, changedTo)).vault).toEqual({ n: 'v' });
-    // The same DEK (a password change keeps it): the request stays approved and may complete now.
-    const retry = await completeRecoveryRes(t.app, req.requestId, pw);
-    expect(retry.statusCode, retry.body).toBe(200);
-    expect(await loginStatus(t.app, user.email, changedTo)).toBe(401);
-    expect((await loginAndReadVault(t.app, user, pw)).vault).toEqual({ n: 'v' });
+    // The owner proved their password: the open recovery request ended with the change.
+    const [row] = await queryRows<{ status: string; sealed_dek: unknown }>(t.database, `select status, sealed_dek from recovery_requests where id = '${req.requestId}'`);
+    expect(row).toMatchObject({ status: 'superseded', sealed_dek: null });
+    expectError(await completeRecoveryRes(t.app, req.requestId, pw), 409, 'INVALID_STATE');
+    expect(await loginStatus(t.app, user.email, changedTo)).toBe(200);
   });
 
   it('a password change racing a completed recovery loses: 409 or 401, never a half-written key row', async () => {
@@ -275,5 +302,44 @@ describe('account recovery rate limits', () => {
       expectError(limited, 429, 'RATE_LIMITED');
       expect(limited.headers['retry-after']).toBeDefined();
     }
+  });
+});
+
+describe('account recovery: an attempt that never reached a verdict is not counted', () => {
+  const t = useTestApp('pglite', { env: { KDF_MAX_CONCURRENCY: '1', KDF_MAX_QUEUE: '0' } });
+
+  it('a completion refused because the argon2 queue is full (503) gives its slot back', async () => {
+    const admin = await setupAdmin(t.app);
+    const user = await registerUser(t.app);
+    const pw = strongPassword();
+    const req = await requestRecovery(t.app, user.email, pw);
+    await approveRecovery(t.app, admin, req.requestId);
+    let release!: () => void;
+    const held = t.app.container.auth.kdfCost(
+      () =>
+        new Promise<void>((r) => {
+          release = r;
+        }),
+    );
+    for (let i = 0; i < 6; i++) expectError(await completeRecoveryRes(t.app, req.requestId, pw), 503, 'UNAVAILABLE');
+    release();
+    await held;
+    const [row] = await queryRows<{ failed_attempts: number; status: string }>(t.database, `select failed_attempts, status from recovery_requests where id = '${req.requestId}'`);
+    expect(row).toMatchObject({ failed_attempts: 0, status: 'approved' });
+    expect((await completeRecoveryRes(t.app, req.requestId, pw)).statusCode).toBe(200);
+  });
+});
+
+describeBoth('account recovery: parallel requests', (backend) => {
+  // Derivations in parallel, so the requests' transactions overlap (the race needs it).
+  const t = useTestApp(backend, { env: { KDF_MAX_CONCURRENCY: '16' } });
+
+  it('parallel requests for one account all answer 202 (never 500), leaving exactly one open request', async () => {
+    await setupAdmin(t.app);
+    const user = await registerUser(t.app);
+    const answers = await Promise.all(Array.from({ length: 16 }, () => requestRecoveryRes(t.app, user.email, strongPassword())));
+    expect(answers.map((r) => r.statusCode)).toEqual(Array(16).fill(202));
+    const [n] = await queryRows<{ n: number }>(t.database, `select count(*)::int as n from recovery_requests where user_id = '${user.id}' and status = 'pending'`);
+    expect(Number(n!.n)).toBe(1);
   });
 });

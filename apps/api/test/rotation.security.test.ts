@@ -137,7 +137,8 @@ describeBoth('rotation security', (backend) => {
   /** A body each admin route accepts, so the refusal is about the role and not validation. */
   const validBody = (url: string): unknown => {
     if (/approve_rotation|finalize_a_dek|restore_rotation/.test(url)) return { adminPassword: strongPassword() };
-    if (url.includes('reject_rotation')) return { reason: 'nope' };
+    if (url.includes('reject_rotation') || url.endsWith('/reject')) return { reason: 'nope' };
+    if (url.startsWith('/admin/api/recovery_requests/') && url.endsWith('/approve')) return { adminPassword: strongPassword(), confirmedWithUser: true };
     if (url === '/admin/api/admins') return { email: uniqueEmail('escalate'), password: strongPassword(), adminPassword: strongPassword() };
     return undefined;
   };
@@ -145,13 +146,13 @@ describeBoth('rotation security', (backend) => {
   it('B5: a signed-in non-admin gets 403 on every /admin/api route (taken from the OpenAPI document); no session gets 401', async () => {
     const routes = await adminRoutes();
     // The known surface is all there (a new admin route is picked up automatically).
-    for (const must of ['/admin/api/rotation_requests', '/admin/api/approve_rotation/{tokenId}', '/admin/api/reject_rotation/{tokenId}', '/admin/api/finalize_a_dek/{tokenId}', '/admin/api/restore_rotation/{tokenId}', '/admin/api/audit', '/admin/api/audit/verify', '/admin/api/audit/export', '/admin/api/maintenance/cleanup', '/admin/api/maintenance/recover', '/admin/api/rotation_status']) {
+    for (const must of ['/admin/api/rotation_requests', '/admin/api/approve_rotation/{tokenId}', '/admin/api/reject_rotation/{tokenId}', '/admin/api/finalize_a_dek/{tokenId}', '/admin/api/restore_rotation/{tokenId}', '/admin/api/audit', '/admin/api/audit/verify', '/admin/api/audit/export', '/admin/api/maintenance/cleanup', '/admin/api/maintenance/recover', '/admin/api/rotation_status', '/admin/api/recovery_requests', '/admin/api/recovery_requests/{id}/approve', '/admin/api/recovery_requests/{id}/reject']) {
       expect(routes.map((r) => r.url)).toContain(must);
     }
     const pending = await requestRotation(t, bob);
     const before = await dumpAllTables(t.database).then((d) => d.replace(/-- audit_events[\s\S]*?(?=\n-- )/, ''));
     for (const r of routes) {
-      const url = r.url.replace('{tokenId}', pending.id);
+      const url = r.url.replace('{tokenId}', pending.id).replace('{id}', pending.id);
       for (const auth of [bob, undefined]) {
         const res = await api(t.app, auth).send(r.method as 'GET', url, validBody(r.url));
         if (auth) expectError(res, 403, 'FORBIDDEN');

@@ -55,6 +55,9 @@ export const userKeyGate = (userId: string, mode: 'shared' | 'exclusive'): SQL =
     ? sql`select pg_advisory_xact_lock_shared(727274004::int, hashtext(${userId}::text))`
     : sql`select pg_advisory_xact_lock(727274004::int, hashtext(${userId}::text))`;
 
+/** Serialises the recovery requests of one account (modules/recovery README V1): supersede, then insert. */
+export const recoveryRequestGate = (userId: string): SQL => sql`select pg_advisory_xact_lock(727274005::int, hashtext(${userId}::text))`;
+
 /**
  * True when a statement failed on a unique constraint or index (SQLSTATE 23505). Drizzle wraps
  * driver errors ("Failed query: …"), so the code is on the error or on its cause; both drivers

@@ -23,7 +23,7 @@ export const ChangePasswordResultSchema = z.object({
 });
 export type ChangePasswordResult = z.infer<typeof ChangePasswordResultSchema>;
 
-export const RECOVERY_STATUSES = ['pending', 'approved', 'completed', 'rejected', 'expired', 'revoked', 'superseded', 'failed'] as const;
+export const RECOVERY_STATUSES = ['pending', 'approved', 'completed', 'rejected', 'cancelled', 'expired', 'revoked', 'superseded', 'failed'] as const;
 export const RecoveryStatusSchema = z.enum(RECOVERY_STATUSES);
 export type RecoveryStatus = z.infer<typeof RecoveryStatusSchema>;
 
@@ -125,14 +125,23 @@ export const RecoveryRejectBodySchema = z.strictObject({
 });
 export type RecoveryRejectBody = z.infer<typeof RecoveryRejectBodySchema>;
 
-/** "An administrator opened your recovery copy on …": shown to the user until acknowledged. */
+/**
+ * What the account's owner is told about recovery requests for their account, until they
+ * acknowledge it: a pending request ("someone asked to recover your account … cancel it if it
+ * wasn't you") and every approval ("an administrator opened your recovery copy on …").
+ */
 export const RecoveryNoticeSchema = z.object({
   requestId: z.uuid(),
   status: RecoveryStatusSchema,
   requestedAt: IsoDate,
-  openedAt: IsoDate,
-  openedBy: z.string(),
+  /** Where the request came from, as the server saw it. */
+  requesterAddress: z.string().nullable(),
+  /** When and by whom the escrow copy was opened; null while the request is pending. */
+  openedAt: IsoDate.nullable(),
+  openedBy: z.string().nullable(),
   completedAt: IsoDate.nullable(),
+  /** Pending or approved: the owner can still cancel it. */
+  cancellable: z.boolean(),
 });
 export type RecoveryNotice = z.infer<typeof RecoveryNoticeSchema>;
 export const RecoveryNoticeListSchema = z.object({ items: z.array(RecoveryNoticeSchema) });

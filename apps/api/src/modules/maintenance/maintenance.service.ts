@@ -105,11 +105,6 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           const moved = await deps.rotationRepo.transition(tx, t.id, [t.status], { status: 'expired', decidedAt: now, decisionNote: 'expired by cleanup', tempHash: null });
           if (moved) events.push({ action: 'rotation.expired', outcome: 'success', target: `rotation:${t.id}`, details: { from: t.status, note: 'expired by cleanup' } });
         }
-        // Account recovery requests past their expiry, sealed copies dropped (recovery README V9).
-        const recoveries = await deps.recoveryRepo.expireOverdue(tx, now);
-        for (const r of recoveries) {
-          events.push({ action: 'recovery.expired', outcome: 'success', target: `recovery:${r.id}`, details: { from: r.from, note: 'expired by cleanup' } });
-        }
         // Backups (old ciphertexts and the old key row, which opens them with the old password):
         // of rotations that ended (finalized, superseded, rolled back…) past retention, and of
         // every rotation past its restore window, finalized or not (README R13): old key
@@ -136,6 +131,12 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           .delete(sessions)
           .where(or(isNotNull(sessions.revokedAt), lte(sessions.expiresAt, now)))
           .returning({ id: sessions.id });
+        // Account recovery requests past their expiry, sealed copies dropped (recovery README V9);
+        // after the session purge, in the order a recovery's completion locks them (sessions, then request).
+        const recoveries = await deps.recoveryRepo.expireOverdue(tx, now);
+        for (const r of recoveries) {
+          events.push({ action: 'recovery.expired', outcome: 'success', target: `recovery:${r.id}`, details: { from: r.from, note: 'expired by cleanup' } });
+        }
         const thr = await tx
           .delete(throttles)
           .where(and(sql`coalesce(${throttles.blockedUntil}, ${throttles.windowStartedAt}) < ${now} - interval '1 day'`))

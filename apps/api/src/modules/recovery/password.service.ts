@@ -61,10 +61,22 @@ export function createPasswordService(deps: RecoveryDeps) {
         if (share) {
           await deps.amkRepo.upsertWrap(tx, { adminId: a.userId, amkId: share.wrap.amkId, keyVersion: kv, wrappedPrivate: wrapAmkForAdmin(fresh.kek, share.priv, a.userId, share.wrap.amkId) });
         }
+        // P4: no backup of an older rotation (its key row opens with an older password) outlives
+        // the change, and an open recovery request is moot once the owner proved their password.
+        const backupsDropped = await rotationRepo.deleteUserBackups(tx, a.userId);
+        const recoveriesEnded = await deps.repo.supersedeOpen(tx, a.userId, clock.now(), ['pending', 'approved'], 'the account password was changed');
         const othersRevoked = await authRepo.revokeUserSessions(tx, a.userId, 'password_changed', clock.now(), a.sessionId);
         await authRepo.revokeSession(tx, a.sessionId, 'password_changed', clock.now());
         const session = await auth.openSession(tx, found.user, kv, unlocked.dek);
-        await audit.record(tx, ctx, { action, outcome: 'success', target, details: { keyVersion: kv, sessionsRevoked: othersRevoked, session: auth.sessionRef(session.sessionId) } });
+        for (const r of recoveriesEnded) {
+          await audit.record(tx, ctx, { action: 'recovery.superseded', outcome: 'success', target: `recovery:${r.id}`, details: { from: r.from, reason: 'password_changed' } });
+        }
+        await audit.record(tx, ctx, {
+          action,
+          outcome: 'success',
+          target,
+          details: { keyVersion: kv, sessionsRevoked: othersRevoked, backupsDropped, session: auth.sessionRef(session.sessionId) },
+        });
         return { othersRevoked, session };
       });
       return {

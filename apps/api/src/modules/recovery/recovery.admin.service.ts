@@ -21,7 +21,7 @@ export function toRecoveryView(r: RecoveryRow, user: { email: string; role: 'use
     if (at) timeline.push({ status, at: at.toISOString(), by, note });
   };
   push('approved', r.approvedAt, who(r.approvedBy), r.escrowSource ? `opened the ${r.escrowSource} escrow copy` : null);
-  if (['rejected', 'expired', 'revoked', 'superseded'].includes(r.status)) push(r.status as RecoveryStatus, r.decidedAt, who(r.decidedBy), r.decisionNote);
+  if (['rejected', 'cancelled', 'expired', 'revoked', 'superseded'].includes(r.status)) push(r.status as RecoveryStatus, r.decidedAt, who(r.decidedBy), r.decisionNote);
   push('completed', r.completedAt, user.email);
   push('failed', r.failedAt, null, r.failureReason);
   timeline.sort((a, b) => a.at.localeCompare(b.at));

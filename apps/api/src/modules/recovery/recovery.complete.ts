@@ -64,11 +64,17 @@ export function createRecoveryComplete(deps: RecoveryDeps, expireIfOverdue: (ctx
       throw notReady();
     }
     const held: (Buffer | null | undefined)[] = [];
+    /** The slot was settled: counted by a wrong password, or given back after a right one. */
+    let settled = false;
     try {
       const kp = await deps.auth.kdfCost(() => deriveRecoveryKeyPair(body.newPassword, r.kdfSalt, r.kdfParams));
       held.push(kp.privateKey);
-      if (kp.publicKey.length !== r.publicKey.length || !timingSafeEqual(kp.publicKey, r.publicKey)) await wrongPassword(ctx, r, slot);
+      if (kp.publicKey.length !== r.publicKey.length || !timingSafeEqual(kp.publicKey, r.publicKey)) {
+        settled = true;
+        await wrongPassword(ctx, r, slot);
+      }
       await repo.releaseAttempt(db, r.id);
+      settled = true;
 
       // 2. The DEK the admin sealed to this key, proved against the account's current key row.
       const [owner, amk] = await Promise.all([deps.authRepo.findUserWithKeys(db, r.userId), deps.amkRepo.get(db)]);
@@ -79,6 +85,10 @@ export function createRecoveryComplete(deps: RecoveryDeps, expireIfOverdue: (ctx
         dek = null;
       }
       held.push(dek);
+      if (owner?.user.disabled) {
+        await fail(ctx, r, 'ACCOUNT_DISABLED');
+        throw new AppError('INVALID_STATE', 'This account is disabled, so it cannot be recovered.', { reason: 'ACCOUNT_DISABLED' });
+      }
       if (!owner || !dek || owner.keys.keyVersion !== r.keyVersion || !dekMatchesCheckValue(dek, owner.keys.dekKcv)) {
         await fail(ctx, r, 'KEY_CHANGED');
         throw new AppError('INVALID_STATE', 'This account’s keys changed since the request was approved (for example a key rotation finished), so it cannot be completed. Make a new recovery request.', {
@@ -138,9 +148,9 @@ export function createRecoveryComplete(deps: RecoveryDeps, expireIfOverdue: (ctx
             r.id,
             ['approved'],
             { rotationTokenId: tokenId },
-            sql`(rotation_token_id is null or exists (select 1 from rotation_tokens t where t.id = recovery_requests.rotation_token_id and t.status = 'failed'))`,
+            sql`expires_at > ${clock.now()} and (rotation_token_id is null or exists (select 1 from rotation_tokens t where t.id = recovery_requests.rotation_token_id and t.status = 'failed'))`,
           );
-          if (!claimed) throw new AppError('LOST_RACE', 'This recovery is already being completed.');
+          if (!claimed) throw new AppError('LOST_RACE', 'This recovery is already being completed, or it has just ended.');
           for (const id of cancelled) {
             await audit.record(tx, ctx, { action: 'rotation.cancelled', outcome: 'success', target: rotationTarget(id), details: { reason: 'account_recovery', request: r.id } });
           }
@@ -185,6 +195,9 @@ export function createRecoveryComplete(deps: RecoveryDeps, expireIfOverdue: (ctx
         });
       return { status: 'completed', keyVersion: res.keyVersion, secretsReencrypted: res.count, sessionsRevoked: res.othersRevoked };
     } finally {
+      // Anything that ended before a verdict (a full argon2 queue, a database error) gives the
+      // slot back: only wrong passwords count towards the cap (V5).
+      if (!settled) await repo.releaseAttempt(db, r.id).catch(() => {});
       wipe(...held);
     }
   };

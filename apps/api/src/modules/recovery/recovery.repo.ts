@@ -1,4 +1,4 @@
-import { and, count, desc, eq, inArray, isNotNull, isNull, type SQL, sql } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, isNotNull, isNull, or, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf } from '../../db/client';
 import { recoveryRequests, users } from '../../db/schema';
 import type { SetOf } from '../rotation/rotation.repo';
@@ -34,14 +34,29 @@ export function createRecoveryRepo() {
       return r ?? null;
     },
 
-    /** A new request supersedes the account's open one (one open request per account). */
-    async supersedeOpen(tx: DbOrTx, userId: string, now: SQL): Promise<string[]> {
-      const rows = await tx
-        .update(recoveryRequests)
-        .set({ status: 'superseded', decidedAt: now, ...WIPE_SEALED, updatedAt: sql`now()` })
-        .where(and(eq(recoveryRequests.userId, userId), inArray(recoveryRequests.status, [...OPEN_RECOVERY])))
-        .returning({ id: recoveryRequests.id });
-      return rows.map((r) => r.id);
+    /**
+     * End the account's open requests in `statuses` (a new request supersedes a pending one; a
+     * password change or the owner ends an approved one too), sealed copies dropped.
+     */
+    async supersedeOpen(tx: DbOrTx, userId: string, now: SQL, statuses: readonly string[] = OPEN_RECOVERY, note: string | null = null): Promise<{ id: string; from: string }[]> {
+      return rowsOf<{ id: string; from: string }>(
+        tx,
+        sql`update recovery_requests r set status = 'superseded', decided_at = ${now}, decision_note = ${note}, sealed_dek = null, sealed_amk = null, updated_at = now()
+            from recovery_requests o
+            where o.id = r.id and r.user_id = ${userId} and r.status in (${sql.join(
+              statuses.map((x) => sql`${x}`),
+              sql`, `,
+            )})
+            returning r.id as id, o.status as "from"`,
+      );
+    },
+
+    async openOf(db: DbOrTx, userId: string): Promise<RecoveryRow | null> {
+      const [r] = await db
+        .select()
+        .from(recoveryRequests)
+        .where(and(eq(recoveryRequests.userId, userId), inArray(recoveryRequests.status, [...OPEN_RECOVERY])));
+      return r ?? null;
     },
 
     /** Open requests past their expiry: expired, sealed copies dropped (cleanup and on sight). */
@@ -87,21 +102,27 @@ export function createRecoveryRepo() {
         .where(eq(recoveryRequests.id, id));
     },
 
-    /** Requests whose escrow copy an admin opened and the user has not acknowledged (README V3). */
+    /** What the owner is told (README V3): open requests, and every approval, not yet acknowledged. */
     async notices(db: DbOrTx, userId: string) {
       return db
         .select({ request: recoveryRequests, openedBy: users.email })
         .from(recoveryRequests)
-        .innerJoin(users, eq(users.id, recoveryRequests.approvedBy))
-        .where(and(eq(recoveryRequests.userId, userId), isNotNull(recoveryRequests.approvedAt), isNull(recoveryRequests.noticeAckedAt)))
-        .orderBy(desc(recoveryRequests.approvedAt));
+        .leftJoin(users, eq(users.id, recoveryRequests.approvedBy))
+        .where(
+          and(
+            eq(recoveryRequests.userId, userId),
+            isNull(recoveryRequests.noticeAckedAt),
+            or(isNotNull(recoveryRequests.approvedAt), eq(recoveryRequests.status, 'pending')),
+          ),
+        )
+        .orderBy(desc(recoveryRequests.createdAt));
     },
 
     async ackNotice(tx: DbOrTx, userId: string, id: string, now: SQL): Promise<boolean> {
       const rows = await tx
         .update(recoveryRequests)
         .set({ noticeAckedAt: now })
-        .where(and(eq(recoveryRequests.id, id), eq(recoveryRequests.userId, userId), isNotNull(recoveryRequests.approvedAt), isNull(recoveryRequests.noticeAckedAt)))
+        .where(and(eq(recoveryRequests.id, id), eq(recoveryRequests.userId, userId), isNull(recoveryRequests.noticeAckedAt)))
         .returning({ id: recoveryRequests.id });
       return rows.length > 0;
     },

@@ -91,6 +91,18 @@ export const recoveryUserRoutes =
     );
 
     app.post(
+      '/api/recovery/requests/:id/cancel',
+      {
+        preHandler: app.requireUser,
+        schema: { tags, summary: "Cancel an open recovery request of my account (\"this wasn't me\")", params: RecoveryIdParamsSchema, response: { 200: OkSchema, ...errorResponses } },
+      },
+      async (request) => {
+        await recovery.cancelMine(ctxOf(request), authOf(request), request.params.id);
+        return { ok: true as const };
+      },
+    );
+
+    app.post(
       '/api/recovery/notices/:id/ack',
       { preHandler: app.requireUser, schema: { tags, summary: 'Acknowledge a recovery notice', params: RecoveryIdParamsSchema, response: { 200: OkSchema, ...errorResponses } } },
       async (request) => {

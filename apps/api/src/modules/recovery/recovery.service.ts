@@ -2,10 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError, type RecoveryNoticeList, type RecoveryRequestBody, type RecoveryRequested, type RecoveryStatus } from '@keyturn/shared';
 import { deriveRecoveryKeyPair, recoveryFingerprint, SALT_BYTES, wipe } from '@keyturn/shared/crypto';
 import { sql } from 'drizzle-orm';
-import { rowsOf } from '../../db/client';
+import { recoveryRequestGate, rowsOf } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
 import type { AuthContext } from '../auth/auth.service';
-import { type RecoveryDeps, recoveryTarget } from './recovery.deps';
+import { type RecoveryDeps, recoveryNotFound, recoveryTarget } from './recovery.deps';
 
 /** Request (unauthenticated, no enumeration: README V1) and the user's notices (V3). */
 export function createRecoveryService(deps: RecoveryDeps) {
@@ -42,7 +42,23 @@ export function createRecoveryService(deps: RecoveryDeps) {
       }
       const userId = found.user.id;
       await db.transaction(async (tx) => {
-        const superseded = await repo.supersedeOpen(tx, userId, clock.now());
+        // One account's requests one at a time (V1: concurrent requests for one email are all 202).
+        await tx.execute(recoveryRequestGate(userId));
+        // A new request replaces a pending one, never an approved one: an anonymous request must
+        // not be able to wipe an approval the real user is about to complete. While one is
+        // approved, the new request is recorded as denied and stored nowhere (same answer).
+        const approved = await repo.openOf(tx, userId);
+        if (approved?.status === 'approved') {
+          await audit.record(tx, ctx, {
+            action: 'recovery.requested',
+            outcome: 'denied',
+            target: recoveryTarget(id),
+            actor,
+            details: { reason: 'approved_request_open', open: approved.id, userId, userAgent },
+          });
+          return;
+        }
+        const superseded = await repo.supersedeOpen(tx, userId, clock.now(), ['pending']);
         await repo.insert(tx, {
           id,
           userId,
@@ -57,7 +73,7 @@ export function createRecoveryService(deps: RecoveryDeps) {
           expiresAt,
         });
         for (const old of superseded) {
-          await audit.record(tx, ctx, { action: 'recovery.superseded', outcome: 'success', target: recoveryTarget(old), actor, details: { by: id } });
+          await audit.record(tx, ctx, { action: 'recovery.superseded', outcome: 'success', target: recoveryTarget(old.id), actor, details: { by: id } });
         }
         await audit.record(tx, ctx, {
           action: 'recovery.requested',
@@ -70,7 +86,7 @@ export function createRecoveryService(deps: RecoveryDeps) {
       return answer;
     },
 
-    /** "An administrator opened your recovery copy on …": every approval not yet acknowledged. */
+    /** What the owner is told: "someone asked to recover your account", "an administrator opened your recovery copy on …". */
     async notices(a: AuthContext): Promise<RecoveryNoticeList> {
       const rows = await repo.notices(db, a.userId);
       return {
@@ -78,11 +94,30 @@ export function createRecoveryService(deps: RecoveryDeps) {
           requestId: r.id,
           status: r.status as RecoveryStatus,
           requestedAt: r.createdAt.toISOString(),
-          openedAt: r.approvedAt!.toISOString(),
-          openedBy,
+          requesterAddress: r.requesterAddress,
+          openedAt: r.approvedAt?.toISOString() ?? null,
+          openedBy: r.approvedAt ? openedBy : null,
           completedAt: r.completedAt?.toISOString() ?? null,
+          cancellable: r.status === 'pending' || r.status === 'approved',
         })),
       };
+    },
+
+    /**
+     * The account's owner, signed in, ends an open recovery request of their account (pending or
+     * approved, sealed copy dropped): "this wasn't me" on the notice (README V3).
+     */
+    async cancelMine(ctx: RequestCtx, a: AuthContext, id: string): Promise<void> {
+      const r = await repo.get(db, id);
+      if (r?.userId !== a.userId) {
+        await audit.recordDetached(ctx, { action: 'recovery.cancelled', outcome: 'denied', target: recoveryTarget(id), details: { reason: r ? 'not_owner' : 'not_found' } });
+        throw recoveryNotFound();
+      }
+      await db.transaction(async (tx) => {
+        const moved = await repo.transition(tx, id, ['pending', 'approved'], { status: 'cancelled', decidedAt: clock.now(), decidedBy: a.userId, decisionNote: 'cancelled by the account owner' });
+        if (!moved) throw new AppError('INVALID_STATE', `This recovery request is ${r.status} and can no longer be cancelled.`, { status: r.status });
+        await audit.record(tx, ctx, { action: 'recovery.cancelled', outcome: 'success', target: recoveryTarget(id), details: { from: r.status } });
+      });
     },
 
     async ackNotice(ctx: RequestCtx, a: AuthContext, id: string): Promise<void> {

@@ -101,8 +101,10 @@ export function createRotationCommit(deps: RotationServiceDeps) {
         });
         await repo.writeKeyRow(tx, userId, { ...input.fresh.material, adekFinal: null, adekFinalizedAt: null });
         // A rotation that is never restorable (an admin's, R12; a recovery's, recovery V8) keeps no
-        // backup: dropped before COMMIT, it never reaches the disk as committed data.
-        if (!input.keepBackup) await repo.deleteBackups(tx, tokenId);
+        // backup: dropped before COMMIT, it never reaches the disk as committed data. Nor do the
+        // user's older backups survive it (they open with an older password, and the rotations
+        // they belong to are superseded by this one).
+        if (!input.keepBackup) await repo.deleteUserBackups(tx, userId);
         if (input.share) {
           const amkId = input.share.wrap.amkId;
           await deps.amkRepo.upsertWrap(tx, { adminId: userId, amkId, keyVersion: toKv, wrappedPrivate: wrapAmkForAdmin(input.fresh.kek, input.share.priv, userId, amkId) });

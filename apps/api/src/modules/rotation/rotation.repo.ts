@@ -229,6 +229,17 @@ export function createRotationRepo() {
       await tx.delete(rotationBackupChunks).where(eq(rotationBackupChunks.tokenId, tokenId));
     },
 
+    /**
+     * Drop every backup of a user (old key rows, which an old password opens, and the old
+     * ciphertexts): when no rotation of theirs can be restored any more (a password change, a
+     * rotation that is never restorable). Returns how many token backups went.
+     */
+    async deleteUserBackups(tx: DbOrTx, userId: string): Promise<number> {
+      const rows = await tx.delete(rotationBackups).where(eq(rotationBackups.userId, userId)).returning({ tokenId: rotationBackups.tokenId });
+      await tx.delete(rotationBackupChunks).where(eq(rotationBackupChunks.userId, userId));
+      return new Set(rows.map((r) => r.tokenId)).size;
+    },
+
     /** The rotation's key-row snapshot (null once purged past retention). */
     async keyBackupOf(db: DbOrTx, tokenId: string): Promise<KeySnapshot | null> {
       const [r] = await db

@@ -31,6 +31,18 @@ const KNOWN_ACTIONS = [
   'rotation.rolled_back',
   'rotation.recovered',
   'rotation.superseded',
+  'auth.password_changed',
+  'recovery.requested',
+  'recovery.approved',
+  'recovery.escrow_opened',
+  'recovery.rejected',
+  'recovery.superseded',
+  'recovery.expired',
+  'recovery.denied',
+  'recovery.revoked',
+  'recovery.failed',
+  'recovery.completed',
+  'recovery.notice_acknowledged',
 ];
 const EMPTY = { actor: '', action: '', outcome: '', from: '', to: '' };
 type Draft = typeof EMPTY;
