@@ -5,6 +5,13 @@ import type { APIRequestContext, APIResponse } from '@playwright/test';
 import type {
   ApproveResult,
   AuditEvent,
+  ChangePasswordResult,
+  RecoveryApproved,
+  RecoveryCompleted,
+  RecoveryNotice,
+  RecoveryRequested,
+  RecoveryRequestView,
+  RecoveryStatus,
   RotateResult,
   RotationStatus,
   RotationToken,
@@ -14,7 +21,23 @@ import type {
 } from '../../packages/shared/src/index';
 import { serverInfo } from './env';
 
-export type { ApproveResult, AuditEvent, RotateResult, RotationStatus, RotationToken, Secret, SecretMeta, Session };
+export type {
+  ApproveResult,
+  AuditEvent,
+  ChangePasswordResult,
+  RecoveryApproved,
+  RecoveryCompleted,
+  RecoveryNotice,
+  RecoveryRequested,
+  RecoveryRequestView,
+  RecoveryStatus,
+  RotateResult,
+  RotationStatus,
+  RotationToken,
+  Secret,
+  SecretMeta,
+  Session,
+};
 
 /**
  * API shortcuts so UI tests can arrange state fast. They speak the contract in
@@ -207,4 +230,65 @@ export async function auditOfRotation(request: APIRequestContext, admin: LoggedI
   });
   await expectStatus(res, 200, 'GET /admin/api/audit');
   return ((await res.json()) as { items: AuditEvent[] }).items.reverse();
+}
+
+// Password change and account recovery (apps/api/src/modules/recovery) -----------------------
+
+/** Changes the password with this session; every session of the user is revoked (a new one is returned). */
+export async function changePassword(request: APIRequestContext, who: LoggedIn, newPassword: string): Promise<LoggedIn> {
+  const res = await request.post('/api/auth/change_password', {
+    headers: who.auth,
+    data: { currentPassword: who.password, newPassword },
+  });
+  await expectStatus(res, 200, 'POST /api/auth/change_password');
+  const r = (await res.json()) as ChangePasswordResult;
+  return { email: who.email, password: newPassword, session: { ...who.session, ...r.session }, auth: bearer(r.session.token) };
+}
+
+/** "Forgot password?" without a session: the same answer whether or not the email has an account. */
+export async function requestRecovery(request: APIRequestContext, email: string, newPassword: string): Promise<RecoveryRequested> {
+  const res = await request.post('/api/recovery/request', { data: { email, newPassword } });
+  await expectStatus(res, 202, 'POST /api/recovery/request');
+  return (await res.json()) as RecoveryRequested;
+}
+
+export async function adminRecoveries(
+  request: APIRequestContext,
+  admin: LoggedIn,
+  status?: RecoveryStatus | RecoveryStatus[],
+): Promise<RecoveryRequestView[]> {
+  const s = Array.isArray(status) ? status.join(',') : status;
+  const res = await request.get('/admin/api/recovery_requests', { headers: admin.auth, params: s ? { status: s, limit: 200 } : { limit: 200 } });
+  await expectStatus(res, 200, 'GET /admin/api/recovery_requests');
+  return ((await res.json()) as { items: RecoveryRequestView[] }).items;
+}
+
+/** Approves as an admin, confirming the fingerprint was checked with the user. */
+export async function approveRecovery(request: APIRequestContext, admin: LoggedIn, id: string): Promise<RecoveryApproved> {
+  const res = await request.post(`/admin/api/recovery_requests/${id}/approve`, {
+    headers: admin.auth,
+    data: { adminPassword: admin.password, confirmedWithUser: true },
+  });
+  await expectStatus(res, 200, `POST /admin/api/recovery_requests/${id}/approve`);
+  return (await res.json()) as RecoveryApproved;
+}
+
+export async function rejectRecovery(request: APIRequestContext, admin: LoggedIn, id: string, reason: string): Promise<RecoveryRequestView> {
+  const res = await request.post(`/admin/api/recovery_requests/${id}/reject`, { headers: admin.auth, data: { reason } });
+  await expectStatus(res, 200, `POST /admin/api/recovery_requests/${id}/reject`);
+  return (await res.json()) as RecoveryRequestView;
+}
+
+/** Completes an approved recovery (no session): the vault is re-keyed and every session revoked. */
+export async function completeRecovery(request: APIRequestContext, requestId: string, newPassword: string): Promise<RecoveryCompleted> {
+  const res = await request.post('/api/recovery/complete', { data: { requestId, newPassword } });
+  await expectStatus(res, 200, 'POST /api/recovery/complete');
+  return (await res.json()) as RecoveryCompleted;
+}
+
+/** "An administrator opened your recovery copy": the user's unacknowledged notices. */
+export async function recoveryNotices(request: APIRequestContext, who: LoggedIn): Promise<RecoveryNotice[]> {
+  const res = await request.get('/api/recovery/notices', { headers: who.auth });
+  await expectStatus(res, 200, 'GET /api/recovery/notices');
+  return ((await res.json()) as { items: RecoveryNotice[] }).items;
 }

@@ -61,6 +61,15 @@ export async function newPersonPage(browser: Browser, baseURL: string, opts: Bro
 export const adminRow = (page: Page, email: string): Locator =>
   page.getByRole('listitem', { name: `Request from ${email}`, exact: true });
 
+/** The admin console's list item for one user's account recovery request. */
+export const adminRecoveryRow = (page: Page, email: string): Locator =>
+  page.getByRole('listitem', { name: `Recovery request from ${email}`, exact: true });
+
+/** The console's kind filter: all requests, key rotations only, or account recoveries only. */
+export async function filterAdminKind(page: Page, kind: 'All' | 'Rotation' | 'Recovery'): Promise<void> {
+  await page.getByRole('combobox', { name: 'Kind', exact: true }).selectOption({ label: kind });
+}
+
 /** Opens a tab of /admin/key_rotation_management (its name may carry a count badge). */
 export async function openAdminTab(page: Page, tab: 'Pending' | 'Approved' | 'Awaiting finalization' | 'History'): Promise<void> {
   const t = page.getByRole('tab', { name: new RegExp(`^${tab}`) });
@@ -80,4 +89,27 @@ export async function settle(page: Page): Promise<void> {
     undefined,
     { timeout: 10_000 },
   );
+}
+
+/** The vault lists exactly these secrets, and revealing each shows its value byte for byte. */
+export async function expectSecretValues(page: Page, secrets: { name: string; value: string }[]): Promise<void> {
+  const list = page.getByRole('list', { name: 'Secrets' });
+  await expect(list.getByRole('listitem')).toHaveCount(secrets.length);
+  for (const s of secrets) {
+    const item = list.getByRole('listitem', { name: s.name, exact: true });
+    await item.getByRole('button', { name: `Reveal ${s.name}` }).click();
+    const value = item.getByTestId('secret-value');
+    await expect(value).toBeVisible();
+    expect(await value.textContent()).toBe(s.value);
+  }
+}
+
+/** Types a wrong password on the sign-in page and expects the refusal (still signed out). */
+export async function expectSignInRefused(page: Page, creds: Credentials): Promise<void> {
+  if (!/\/login$/.test(page.url())) await page.goto('/login');
+  await field(page, 'Email').fill(creds.email);
+  await field(page, 'Password').fill(creds.password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.getByRole('alert')).toHaveText('That email and password do not match an account.');
+  await expect(accountMenu(page)).toHaveCount(0);
 }

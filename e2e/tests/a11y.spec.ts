@@ -1,5 +1,6 @@
 import {
   type LoggedIn,
+  approveRecovery,
   approveRotation,
   createSecret,
   ensureSetup,
@@ -7,6 +8,7 @@ import {
   myRotations,
   registerUser,
   rejectRotation,
+  requestRecovery,
   requestRotation,
   rotateWithToken,
   setupNeeded,
@@ -15,7 +17,7 @@ import {
 import { A11yReport } from '../support/a11y';
 import { expect, skipWithoutChromium, test } from '../support/fixtures';
 import { type StartedServer, startApiServer } from '../support/server';
-import { adminRow, field, newPersonPage, openAdminTab, signInFast } from '../support/ui';
+import { adminRecoveryRow, adminRow, field, newPersonPage, openAdminTab, signInFast } from '../support/ui';
 
 skipWithoutChromium();
 
@@ -216,6 +218,69 @@ test('admin screens: rotation management (every tab and dialog), system health, 
   await page.getByRole('button', { name: 'Add administrator' }).click();
   await expect(page.getByText('Strength: Too short')).toBeVisible();
   await report.scan(page, 'administrators (validation errors, strength meter)');
+
+  await verdict(report);
+});
+
+test('account recovery and account screens: forgot password, recover, account, notice, admin recovery row and approve dialog', async ({
+  page,
+  browser,
+  request,
+  server,
+}) => {
+  test.setTimeout(120_000);
+  const admin = await ensureSetup(request);
+  // `noticed` has an approved recovery (its copy was opened: a notice); `waiting` a pending one.
+  const [noticed, waiting] = await Promise.all([registerUser(request), registerUser(request)]);
+  const [opened, pending] = await Promise.all([
+    requestRecovery(request, noticed.email, strongPassword()),
+    requestRecovery(request, waiting.email, strongPassword()),
+  ]);
+  await approveRecovery(request, admin, opened.requestId);
+  const report = new A11yReport();
+
+  await page.goto('/login');
+  await page.getByRole('link', { name: 'Forgot password?' }).click();
+  await expect(page.getByRole('heading', { name: 'Forgot your password?', level: 1 })).toBeVisible();
+  await report.scan(page, 'forgot password');
+  const chosen = strongPassword();
+  await field(page, 'Email').fill(`nobody-${crypto.randomUUID()}@keyturn.test`);
+  await field(page, 'New password').fill(chosen);
+  await field(page, 'Confirm new password').fill(chosen);
+  await page.getByRole('button', { name: 'Request account recovery' }).click();
+  await expect(page.getByRole('heading', { name: 'Recovery requested', level: 1 })).toBeVisible();
+  await report.scan(page, 'forgot password (requested: fingerprint, request id, expiry)');
+
+  await page.getByRole('link', { name: 'Complete the recovery' }).click();
+  await expect(page.getByRole('heading', { name: 'Complete account recovery', level: 1 })).toBeVisible();
+  await report.scan(page, 'recover');
+  await field(page, 'New password').fill(chosen);
+  await page.getByRole('button', { name: 'Complete recovery' }).click();
+  await expect(page.getByRole('alert')).toBeVisible();
+  await report.scan(page, 'recover (refused: not approved)');
+
+  // The old password still works until the recovery is completed: the owner sees the notice.
+  await signInFast(page, noticed);
+  await expect(page.getByRole('alert').filter({ hasText: 'opened your recovery copy' })).toBeVisible();
+  await report.scan(page, 'vault with the recovery notice');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+  await expect(page.getByRole('heading', { name: 'Account', level: 1 })).toBeVisible();
+  await report.scan(page, 'account');
+
+  const adminPage = await newPersonPage(browser, server.baseURL);
+  await signInFast(adminPage, admin, '/admin/key_rotation_management');
+  const row = adminRecoveryRow(adminPage, waiting.email);
+  await expect(row.getByTestId('fingerprint')).toHaveText(pending.fingerprint);
+  await row.getByRole('button', { name: 'Show timeline' }).click();
+  await expect(row.getByLabel('Status timeline')).toBeVisible();
+  await report.scan(adminPage, 'rotation management: Pending tab with a recovery row (timeline open)');
+  await row.getByRole('button', { name: 'Approve' }).click();
+  const approve = adminPage.getByRole('dialog', { name: 'Approve account recovery' });
+  await expect(approve.getByRole('button', { name: 'Approve recovery' })).toBeDisabled();
+  await approve.getByRole('checkbox').check();
+  await expect(approve.getByRole('button', { name: 'Approve recovery' })).toBeEnabled();
+  await report.scan(adminPage, 'rotation management: approve recovery dialog (confirmed)', DIALOG);
+  await adminPage.context().close();
 
   await verdict(report);
 });

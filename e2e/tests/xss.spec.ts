@@ -1,6 +1,6 @@
-import { ensureSetup, registerUser } from '../support/api';
+import { ensureSetup, registerUser, strongPassword } from '../support/api';
 import { expect, skipWithoutChromium, test } from '../support/fixtures';
-import { adminRow, field, newPersonPage, openAdminTab, signInFast } from '../support/ui';
+import { adminRecoveryRow, adminRow, field, newPersonPage, openAdminTab, signInFast } from '../support/ui';
 import { expectNoInjectedMarkup, guardAgainstXss } from '../support/xss-guard';
 
 skipWithoutChromium();
@@ -13,7 +13,7 @@ const SCRIPT = '<script>window.__xss=1</script>';
 
 /**
  * User-supplied strings (a secret's name and value, a rotation reason, an admin's rejection
- * note) render as literal text everywhere they are shown: the vault, the user's request list,
+ * note, a recovery requester's user agent) render as literal text everywhere they are shown: the vault, the user's request list,
  * the admin console and the audit log. No dialog opens, the canary is never set and the page's
  * CSP never has to block anything.
  */
@@ -113,6 +113,19 @@ test('user-supplied strings render as text in the vault, the request list, the a
     await adminPage.getByRole('button', { name: 'Apply filters' }).click();
     const row = adminPage.getByRole('table', { name: 'Audit events' }).getByRole('row').filter({ hasText: admin.email });
     await expect(row.filter({ hasText: JSON.stringify({ note }) })).toHaveCount(1);
+    await expectNoInjectedMarkup(adminPage);
+  });
+
+  await test.step("a recovery request's user agent (anyone can send one, signed out) shows as text in the admin console", async () => {
+    const userAgent = `${IMG} ${SVG}`;
+    const res = await request.post('/api/recovery/request', {
+      headers: { 'user-agent': userAgent },
+      data: { email: user.email, newPassword: strongPassword() },
+    });
+    expect(res.status()).toBe(202);
+    await adminPage.goto('/admin/key_rotation_management?kind=recovery');
+    const row = adminRecoveryRow(adminPage, user.email);
+    await expect(row.getByTestId('row-requester')).toContainText(userAgent);
     await expectNoInjectedMarkup(adminPage);
   });
 

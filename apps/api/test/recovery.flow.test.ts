@@ -127,6 +127,10 @@ describeBoth('account recovery', (backend) => {
     const tokenId = sealedAfter[0]!.rotation_token_id;
     const list = json<RotationList>(await api(t.app, admin).get('/admin/api/rotation_requests?status=completed'));
     expect(list.items.find((x) => x.id === tokenId)).toMatchObject({ kind: 'recovery', userEmail: user.email, fromKeyVersion: 1, toKeyVersion: 2 });
+    const byKind = json<RotationList>(await api(t.app, admin).get('/admin/api/rotation_requests?kind=recovery'));
+    expect(byKind.items.map((x) => x.id)).toEqual([tokenId]);
+    expect(json<RotationList>(await api(t.app, admin).get('/admin/api/rotation_requests?kind=rotation')).items.some((x) => x.id === tokenId)).toBe(false);
+    expectError(await api(t.app, admin).get('/admin/api/rotation_requests?kind=other'), 400, 'VALIDATION_FAILED');
     expect(await countRows(t.database, 'rotation_backups', `token_id = '${tokenId}'`)).toBe(0);
     expect(await countRows(t.database, 'rotation_backup_chunks', `token_id = '${tokenId}'`)).toBe(0);
     expect(expectError(await restoreRes(t, admin, tokenId), 409, 'INVALID_STATE').details).toMatchObject({ reason: 'RECOVERY_ROTATION' });

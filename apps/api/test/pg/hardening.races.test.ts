@@ -137,6 +137,10 @@ describe.skipIf(!PG_SERVER_URL)(pgSuiteName('hardening races'), () => {
       // Another party holds the user's key row, then reaches for the per-user gate the secret
       // write holds (shared) while it waits for that row: a textbook deadlock, and Postgres aborts
       // the first waiter, the write's transaction.
+      // The waiter whose deadlock_timeout fires first detects the cycle and is aborted: this
+      // session waits 10 s before checking, so the write's backend (1 s) is always the victim,
+      // however loaded the machine is.
+      await client.query(`set deadlock_timeout = '10s'`);
       await client.query('begin');
       await client.query('select 1 from user_keys where user_id = $1 for update', [user.id]);
       const write = me.post('/api/secrets', { name: 'during a deadlock', value: 'v' });

@@ -2,12 +2,14 @@ import { AppShell, Badge, Burger, Button, Group, Menu, NavLink, ScrollArea, Text
 import { useDisclosure } from '@mantine/hooks';
 import { useEffect, useRef } from 'react';
 import { Link, Outlet, useLocation } from 'react-router';
+import { RecoveryNotices } from '../features/account/components/recovery-notices';
 import { useLogout, useMe } from '../features/auth/api/auth.api';
 
 const USER_LINKS = [
   { to: '/', label: 'Vault' },
   { to: '/rotation_request', label: 'Rotation requests' },
   { to: '/key_rotation_with_token', label: 'Run key rotation' },
+  { to: '/account', label: 'Account' },
 ];
 const ADMIN_LINKS = [
   { to: '/admin/key_rotation_management', label: 'Rotation management' },
@@ -104,6 +106,7 @@ export function AppLayout() {
                 </Menu.Label>
                 <Menu.Item component={Link} to="/">My vault</Menu.Item>
                 <Menu.Item component={Link} to="/rotation_request">Key Rotation</Menu.Item>
+                <Menu.Item component={Link} to="/account">Account</Menu.Item>
                 <Menu.Divider />
                 <Menu.Item color="red.9" onClick={() => logout.mutate()} disabled={logout.isPending}>
                   Sign out
@@ -133,6 +136,7 @@ export function AppLayout() {
 
       <AppShell.Main ref={mainRef} tabIndex={-1} style={{ outline: 'none' }}>
         <div style={{ maxWidth: 1100, margin: '0 auto' }}>
+          <RecoveryNotices />
           <Outlet />
         </div>
       </AppShell.Main>

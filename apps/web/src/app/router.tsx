@@ -1,10 +1,13 @@
 import { createBrowserRouter, Navigate, Outlet } from 'react-router';
+import { AccountPage } from '../features/account/components/account-page';
 import { AdminAccountsPage } from '../features/admin-accounts/components/admin-accounts-page';
 import { AdminAuditPage } from '../features/admin-audit/components/admin-audit-page';
 import { AdminHealthPage } from '../features/admin-health/components/admin-health-page';
 import { AdminRotationPage } from '../features/admin-rotation/components/admin-rotation-page';
 import { LoginPage } from '../features/auth/components/login-page';
 import { RegisterPage } from '../features/auth/components/register-page';
+import { ForgotPasswordPage } from '../features/recovery/components/forgot-password-page';
+import { RecoverPage } from '../features/recovery/components/recover-page';
 import { ExecuteRotationPage } from '../features/rotation/components/execute-rotation-page';
 import { RotationRequestPage } from '../features/rotation/components/rotation-request-page';
 import { SetupPage } from '../features/setup/components/setup-page';
@@ -33,6 +36,8 @@ export function createAppRouter() {
                   children: [
                     { path: '/login', element: <LoginPage /> },
                     { path: '/register', element: <RegisterPage /> },
+                    { path: '/forgot_password', element: <ForgotPasswordPage /> },
+                    { path: '/recover', element: <RecoverPage /> },
                   ],
                 },
               ],
@@ -47,6 +52,7 @@ export function createAppRouter() {
                 { index: true, element: <VaultPage /> },
                 { path: '/rotation_request', element: <RotationRequestPage /> },
                 { path: '/key_rotation_with_token', element: <ExecuteRotationPage /> },
+                { path: '/account', element: <AccountPage /> },
                 {
                   path: '/admin',
                   element: <RequireAdmin />,

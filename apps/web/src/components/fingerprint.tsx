@@ -1,6 +1,6 @@
 import { Code, Group, Text } from '@mantine/core';
 
-/** The four words both sides read aloud to be sure they mean the same request. */
+/** The words both sides read aloud to be sure they mean the same request. */
 export function Fingerprint({ value, size = 'md', label = 'Fingerprint' }: { value: string; size?: 'sm' | 'md' | 'lg'; label?: string }) {
   const fz = size === 'lg' ? 'xl' : size === 'md' ? 'md' : 'sm';
   return (
@@ -8,7 +8,7 @@ export function Fingerprint({ value, size = 'md', label = 'Fingerprint' }: { val
       <Text size="sm" c="gray.7" component="span">
         {label}:
       </Text>
-      <Code data-testid="fingerprint" fz={fz} fw={700} c="indigo.9" bg="indigo.0" px={8} py={2}>
+      <Code data-testid="fingerprint" fz={fz} fw={700} c="indigo.9" bg="indigo.0" px={8} py={2} style={{ overflowWrap: 'anywhere' }}>
         {value}
       </Code>
     </Group>

@@ -32,19 +32,30 @@ const STATUS_COLOR: Record<RotationStatus, string> = {
   superseded: 'gray.7',
 };
 
-export function StatusBadge({ status }: { status: RotationStatus }) {
+/** Recovery requests use the same words and colours: their statuses are a subset of these. */
+export function StatusBadge({ status, testId = 'rotation-status' }: { status: RotationStatus; testId?: string }) {
   return (
-    <Badge color={STATUS_COLOR[status]} variant="filled" radius="sm" data-testid="rotation-status">
+    <Badge color={STATUS_COLOR[status]} variant="filled" radius="sm" data-testid={testId}>
       {STATUS_LABEL[status]}
     </Badge>
   );
 }
 
+export interface TimelineEntry {
+  status: RotationStatus;
+  at: string;
+  by: string | null;
+  note: string | null;
+}
+
 /** requested → approved → completed → finalized, with times, who acted and notes. */
 export function RotationTimeline({ token }: { token: RotationToken }) {
-  const entries = token.timeline.length
-    ? token.timeline
-    : [{ status: 'pending' as const, at: token.createdAt, by: token.userEmail, note: null }];
+  return <StatusTimeline entries={token.timeline} createdAt={token.createdAt} requestedBy={token.userEmail} />;
+}
+
+/** A request's history (a rotation's or an account recovery's), oldest first. */
+export function StatusTimeline({ entries: given, createdAt, requestedBy }: { entries: TimelineEntry[]; createdAt: string; requestedBy: string }) {
+  const entries = given.length ? given : [{ status: 'pending' as const, at: createdAt, by: requestedBy, note: null }];
   return (
     <Timeline active={entries.length - 1} bulletSize={14} lineWidth={2} aria-label="Status timeline">
       {entries.map((e, i) => (

@@ -1,4 +1,4 @@
-import type { AuditQuery, RotationStatus } from '@keyturn/shared';
+import type { AuditQuery } from '@keyturn/shared';
 
 /** One query-key factory per feature; invalidate by the feature's `all`. */
 export const authKeys = {
@@ -22,9 +22,23 @@ export const rotationKeys = {
   mine: () => [...rotationKeys.all, 'mine'] as const,
 };
 
+/** The admin console's queue: rotation requests and, beside them, account recovery requests. */
 export const adminRotationKeys = {
   all: ['admin-rotation'] as const,
-  list: (status: RotationStatus, offset: number) => [...adminRotationKeys.all, 'list', status, offset] as const,
+  /** `statuses`: comma-separated, as sent in `?status=`; `kind`: as sent in `?kind=` ('' for all). */
+  list: (statuses: string, kind = '') => [...adminRotationKeys.all, 'list', statuses, kind] as const,
+};
+
+/** Under the rotation console's key: invalidating `adminRotationKeys.all` refreshes both lists. */
+export const adminRecoveryKeys = {
+  all: [...adminRotationKeys.all, 'recovery'] as const,
+  list: (statuses: string) => [...adminRecoveryKeys.all, 'list', statuses] as const,
+};
+
+/** The signed-in user's own account: password change, recovery notices. */
+export const accountKeys = {
+  all: ['account'] as const,
+  recoveryNotices: () => [...accountKeys.all, 'recovery-notices'] as const,
 };
 
 export const adminHealthKeys = {

@@ -75,7 +75,7 @@ export const RecoveryRequestViewSchema = z.object({
   userEmail: z.string(),
   userRole: z.enum(['user', 'admin']),
   status: RecoveryStatusSchema,
-  /** Four words over the request id and its public key: the requester reads them aloud. */
+  /** Five words over the request id and its public key: the requester reads them aloud. */
   fingerprint: z.string(),
   createdAt: IsoDate,
   expiresAt: IsoDate,

@@ -66,6 +66,8 @@ export const RotationListQuerySchema = z.strictObject({
     .transform((s) => s.split(',').map((x) => x.trim()))
     .pipe(z.array(RotationStatusSchema).min(1).max(ROTATION_STATUSES.length))
     .optional(),
+  /** Only a user's own rotations, or only the rotations account recoveries ran. */
+  kind: RotationKindSchema.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });

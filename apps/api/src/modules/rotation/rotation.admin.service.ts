@@ -33,7 +33,7 @@ export function createRotationAdminService(deps: RotationServiceDeps, common: Ro
 
   return {
     async listAll(q: RotationListQuery) {
-      const { rows, total } = await repo.list(db, { ...(q.status ? { statuses: q.status } : {}), limit: q.limit, offset: q.offset });
+      const { rows, total } = await repo.list(db, { ...(q.status ? { statuses: q.status } : {}), ...(q.kind ? { kind: q.kind } : {}), limit: q.limit, offset: q.offset });
       const ids = new Set<string>();
       for (const r of rows) for (const id of actorIdsOf(r.token)) ids.add(id);
       const emails = await repo.emailsOf(db, [...ids]);

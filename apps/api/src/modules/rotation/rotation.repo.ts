@@ -57,9 +57,10 @@ export function createRotationRepo() {
       return r ?? null;
     },
 
-    async list(db: DbOrTx, opts: { userId?: string; statuses?: string[]; limit: number; offset: number }) {
+    async list(db: DbOrTx, opts: { userId?: string; statuses?: string[]; kind?: 'rotation' | 'recovery'; limit: number; offset: number }) {
       const conds: SQL[] = [];
       if (opts.userId) conds.push(eq(rotationTokens.userId, opts.userId));
+      if (opts.kind) conds.push(eq(rotationTokens.kind, opts.kind));
       if (opts.statuses?.length) conds.push(inArray(rotationTokens.status, opts.statuses));
       const where = conds.length ? and(...conds) : undefined;
       const rows = await db

@@ -4,49 +4,36 @@ import {
   type RejectBody,
   RestoreResultSchema,
   RotationListSchema,
+  type RotationKind,
   type RotationStatus,
   StatusResultSchema,
 } from '@keyturn/shared';
-import { keepPreviousData, queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, queryOptions, useMutation, useQueryClient } from '@tanstack/react-query';
 import { request } from '../../../lib/api-client';
 import { adminRotationKeys } from '../../../lib/query-keys';
 
-export const PAGE_SIZE = 25;
+/** The most a list asks for at once (the API's cap); the console pages through them itself. */
+export const LIST_LIMIT = 200;
 
-export const adminRotationsQueryOptions = (status: RotationStatus, offset = 0, limit = PAGE_SIZE) =>
-  queryOptions({
-    queryKey: adminRotationKeys.list(status, offset),
-    queryFn: ({ signal }) =>
-      request('/admin/api/rotation_requests', { schema: RotationListSchema, query: { status, limit, offset }, signal }),
-    placeholderData: keepPreviousData,
-    refetchInterval: status === 'pending' || status === 'approved' || status === 'in_progress' ? 15_000 : false,
-  });
+const watched = (statuses: readonly string[]) => statuses.some((s) => s === 'pending' || s === 'approved' || s === 'in_progress');
 
-export const useAdminRotations = (status: RotationStatus, offset = 0, enabled = true) =>
-  useQuery({ ...adminRotationsQueryOptions(status, offset), enabled });
-
-/** Several statuses at once (history, approved + in progress): one request, newest first. */
-export function useAdminRotationsMany(statuses: readonly RotationStatus[], enabled = true) {
+/** Rotation requests in any of `statuses` (of one kind, when given; the server filters), newest first. */
+export const adminRotationsQueryOptions = (statuses: readonly RotationStatus[], kind?: RotationKind) => {
   const status = statuses.join(',');
-  const q = useQuery({
-    queryKey: [...adminRotationKeys.all, 'many', status] as const,
+  return queryOptions({
+    queryKey: adminRotationKeys.list(status, kind ?? ''),
     queryFn: ({ signal }) =>
-      request('/admin/api/rotation_requests', { schema: RotationListSchema, query: { status, limit: 200, offset: 0 }, signal }),
-    enabled,
-    refetchInterval: statuses.some((s) => s === 'approved' || s === 'in_progress') ? 15_000 : false,
+      request('/admin/api/rotation_requests', { schema: RotationListSchema, query: { status, kind, limit: LIST_LIMIT, offset: 0 }, signal }),
+    placeholderData: keepPreviousData,
+    // Open requests change under other admins' and users' hands: keep watching them.
+    refetchInterval: watched(statuses) ? 15_000 : false,
   });
-  return {
-    isPending: q.isPending,
-    error: q.error ?? null,
-    total: q.data?.total ?? 0,
-    items: q.data?.items ?? [],
-    refetch: () => q.refetch(),
-  };
-}
+};
 
 const tokenPath = (action: string, tokenId: string) => `/admin/api/${action}/${encodeURIComponent(tokenId)}`;
 
-function useInvalidateAll() {
+/** The whole console (rotation and recovery lists share the key's root). */
+export function useInvalidateAll() {
   const qc = useQueryClient();
   return () => qc.invalidateQueries({ queryKey: adminRotationKeys.all });
 }

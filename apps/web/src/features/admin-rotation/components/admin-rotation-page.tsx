@@ -1,15 +1,20 @@
-import type { RotationStatus, RotationToken } from '@keyturn/shared';
+import type { RecoveryRequestView, RecoveryStatus, RotationStatus, RotationToken } from '@keyturn/shared';
 import { Alert, Badge, CloseButton, Group, NativeSelect, Pagination, Stack, Tabs, Text } from '@mantine/core';
 import { useState } from 'react';
+import { useSearchParams } from 'react-router';
 import { PageHeader } from '../../../components/page-header';
 import { ErrorBlock, LoadingBlock } from '../../../components/query-state';
 import { STATUS_LABEL } from '../../../components/rotation-status';
-import { PAGE_SIZE, useAdminRotations, useAdminRotationsMany } from '../api/admin-rotation.api';
+import { type KindFilter, type QueueItem, type QueueSpec, useAdminQueue } from '../api/admin-queue.api';
 import { FinalizeModal, RejectModal, RestoreModal } from './action-modals';
 import { ApproveModal } from './approve-modal';
+import { type RecoveryAction, RecoveryRow } from './recovery-row';
+import { ApproveRecoveryModal, RejectRecoveryModal } from './recovery-modals';
 import { type RowAction, RotationRow } from './rotation-row';
 
-const HISTORY: readonly RotationStatus[] = [
+const PAGE_SIZE = 25;
+
+const ROTATION_HISTORY: readonly RotationStatus[] = [
   'rejected',
   'cancelled',
   'expired',
@@ -19,26 +24,73 @@ const HISTORY: readonly RotationStatus[] = [
   'rolled_back',
   'superseded',
 ];
-const APPROVED: readonly RotationStatus[] = ['approved', 'in_progress'];
+const RECOVERY_HISTORY: readonly RecoveryStatus[] = ['completed', 'rejected', 'cancelled', 'expired', 'revoked', 'superseded', 'failed'];
 
 type Tab = 'pending' | 'approved' | 'awaiting' | 'history';
 
+/** What each tab lists, of each kind. A completed recovery's rotation waits under "Awaiting finalization". */
+const TABS: Record<Exclude<Tab, 'history'>, QueueSpec> = {
+  pending: { rotation: ['pending'], recovery: ['pending'] },
+  approved: { rotation: ['approved', 'in_progress'], recovery: ['approved'] },
+  awaiting: { rotation: ['completed'], recovery: [] },
+};
+const HISTORY: QueueSpec = { rotation: ROTATION_HISTORY, recovery: RECOVERY_HISTORY };
+type HistoryFilter = 'all' | RotationStatus;
+const HISTORY_STATUSES: readonly RotationStatus[] = [...new Set<RotationStatus>([...ROTATION_HISTORY, ...RECOVERY_HISTORY])];
+
+const KINDS: { value: KindFilter; label: string }[] = [
+  { value: 'all', label: 'All' },
+  { value: 'rotation', label: 'Rotation' },
+  { value: 'recovery', label: 'Recovery' },
+];
+const isKind = (v: string | null): v is KindFilter => v === 'all' || v === 'rotation' || v === 'recovery';
+
+type Acting =
+  | { source: 'rotation'; action: RowAction; token: RotationToken }
+  | { source: 'recovery'; action: RecoveryAction; request: RecoveryRequestView };
+
+interface Handlers {
+  onRotation: (a: RowAction, t: RotationToken) => void;
+  onRecovery: (a: RecoveryAction, r: RecoveryRequestView) => void;
+}
+
 export function AdminRotationPage() {
   const [tab, setTab] = useState<Tab>('pending');
-  const [acting, setActing] = useState<{ action: RowAction; token: RotationToken } | null>(null);
+  const [params, setParams] = useSearchParams();
+  const kindParam = params.get('kind');
+  const kind: KindFilter = isKind(kindParam) ? kindParam : 'all';
+  const [acting, setActing] = useState<Acting | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
 
-  // Counts for the tab labels.
-  const pending = useAdminRotations('pending', 0);
-  const approved = useAdminRotationsMany(APPROVED);
-  const awaiting = useAdminRotations('completed', 0);
+  // Counts for the tab labels (the lists below share these queries).
+  const pending = useAdminQueue(TABS.pending, kind);
+  const approved = useAdminQueue(TABS.approved, kind);
+  const awaiting = useAdminQueue(TABS.awaiting, kind);
 
-  const onAction = (action: RowAction, token: RotationToken) => {
-    setNotice(null);
-    setActing({ action, token });
+  const handlers: Handlers = {
+    onRotation: (action, token) => {
+      setNotice(null);
+      setActing({ source: 'rotation', action, token });
+    },
+    onRecovery: (action, request) => {
+      setNotice(null);
+      setActing({ source: 'recovery', action, request });
+    },
   };
-  const tokenFor = (a: RowAction) => (acting?.action === a ? acting.token : null);
+  const tokenFor = (a: RowAction) => (acting?.source === 'rotation' && acting.action === a ? acting.token : null);
+  const recoveryFor = (a: RecoveryAction) => (acting?.source === 'recovery' && acting.action === a ? acting.request : null);
   const closeModal = () => setActing(null);
+
+  const setKind = (k: KindFilter) =>
+    setParams(
+      (p) => {
+        const next = new URLSearchParams(p);
+        if (k === 'all') next.delete('kind');
+        else next.set('kind', k);
+        return next;
+      },
+      { replace: true },
+    );
 
   const label = (text: string, n: number | undefined) => (
     <Group gap={6} wrap="nowrap">
@@ -55,7 +107,7 @@ export function AdminRotationPage() {
     <>
       <PageHeader
         title="Key rotation management"
-        description="Approve, reject, finalize or restore users' key rotations. Always check the fingerprint with the user."
+        description="Approve, reject, finalize or restore users' key rotations and account recoveries. Always check the fingerprint with the user."
       />
       {notice ? (
         <Alert color="teal" variant="light" mb="md" role="status">
@@ -67,24 +119,39 @@ export function AdminRotationPage() {
           </Group>
         </Alert>
       ) : null}
+      <NativeSelect
+        label="Kind"
+        description="Key rotations, account recoveries, or both."
+        maw={280}
+        mb="md"
+        value={kind}
+        onChange={(e) => setKind(e.currentTarget.value as KindFilter)}
+        data={KINDS}
+      />
       <Tabs value={tab} onChange={(v) => setTab((v as Tab | null) ?? 'pending')} keepMounted={false}>
         <Tabs.List mb="md">
-          <Tabs.Tab value="pending">{label('Pending', pending.data?.total)}</Tabs.Tab>
+          <Tabs.Tab value="pending">{label('Pending', pending.total)}</Tabs.Tab>
           <Tabs.Tab value="approved">{label('Approved', approved.total)}</Tabs.Tab>
-          <Tabs.Tab value="awaiting">{label('Awaiting finalization', awaiting.data?.total)}</Tabs.Tab>
+          <Tabs.Tab value="awaiting">{label('Awaiting finalization', awaiting.total)}</Tabs.Tab>
           <Tabs.Tab value="history">History</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="pending">
-          <PagedList status="pending" onAction={onAction} empty="No requests are waiting for approval." />
+          <QueueList key={kind} spec={TABS.pending} kind={kind} handlers={handlers} empty="No requests are waiting for approval." />
         </Tabs.Panel>
         <Tabs.Panel value="approved">
-          <MergedList statuses={APPROVED} onAction={onAction} empty="No approved requests are waiting to be used." />
+          <QueueList key={kind} spec={TABS.approved} kind={kind} handlers={handlers} empty="No approved requests are waiting to be used." />
         </Tabs.Panel>
         <Tabs.Panel value="awaiting">
-          <PagedList status="completed" onAction={onAction} empty="No completed rotations are awaiting finalization." />
+          <QueueList
+            key={kind}
+            spec={TABS.awaiting}
+            kind={kind}
+            handlers={handlers}
+            empty="No completed rotations are awaiting finalization."
+          />
         </Tabs.Panel>
         <Tabs.Panel value="history">
-          <HistoryList onAction={onAction} />
+          <HistoryList kind={kind} handlers={handlers} />
         </Tabs.Panel>
       </Tabs>
 
@@ -92,86 +159,80 @@ export function AdminRotationPage() {
       <RejectModal token={tokenFor('reject')} onClose={closeModal} onDone={setNotice} />
       <FinalizeModal token={tokenFor('finalize')} onClose={closeModal} onDone={setNotice} />
       <RestoreModal token={tokenFor('restore')} onClose={closeModal} onDone={setNotice} />
+      <ApproveRecoveryModal request={recoveryFor('approve')} onClose={closeModal} onDone={setNotice} />
+      <RejectRecoveryModal request={recoveryFor('reject')} onClose={closeModal} onDone={setNotice} />
     </>
   );
 }
 
-function RowList({ items, onAction }: { items: RotationToken[]; onAction: (a: RowAction, t: RotationToken) => void }) {
-  return (
-    <Stack component="ul" gap="sm" p={0} m={0} style={{ listStyle: 'none' }} aria-label="Rotation requests">
-      {items.map((t) => (
-        <RotationRow key={t.id} token={t} onAction={onAction} />
-      ))}
-    </Stack>
+function Row({ item, handlers }: { item: QueueItem; handlers: Handlers }) {
+  return item.source === 'rotation' ? (
+    <RotationRow token={item.token} onAction={handlers.onRotation} />
+  ) : (
+    <RecoveryRow request={item.request} onAction={handlers.onRecovery} />
   );
 }
 
-function PagedList({
-  status,
-  onAction,
-  empty,
-}: {
-  status: RotationStatus;
-  onAction: (a: RowAction, t: RotationToken) => void;
-  empty: string;
-}) {
+/** Both kinds in one list, newest first, paged here (each list holds its 200 most recent). */
+function QueueList({ spec, kind, handlers, empty }: { spec: QueueSpec; kind: KindFilter; handlers: Handlers; empty: string }) {
   const [page, setPage] = useState(1);
-  const q = useAdminRotations(status, (page - 1) * PAGE_SIZE);
+  const q = useAdminQueue(spec, kind);
   if (q.isPending) return <LoadingBlock label="Loading requests…" />;
-  if (q.isError) return <ErrorBlock error={q.error} onRetry={() => q.refetch()} title="Could not load requests" />;
-  const pages = Math.max(1, Math.ceil(q.data.total / PAGE_SIZE));
-  if (q.data.items.length === 0) return <Text c="gray.7">{empty}</Text>;
-  return (
-    <Stack gap="sm">
-      <RowList items={q.data.items} onAction={onAction} />
-      {pages > 1 ? (
-        <Pagination total={pages} value={page} onChange={setPage} aria-label="Pages" getControlProps={(c) => ({ 'aria-label': `${c} page` })} />
-      ) : null}
-    </Stack>
-  );
-}
-
-function MergedList({
-  statuses,
-  onAction,
-  empty,
-}: {
-  statuses: readonly RotationStatus[];
-  onAction: (a: RowAction, t: RotationToken) => void;
-  empty: string;
-}) {
-  const q = useAdminRotationsMany(statuses);
-  if (q.isPending) return <LoadingBlock label="Loading requests…" />;
-  if (q.error) return <ErrorBlock error={q.error} onRetry={() => q.refetch()} title="Could not load requests" />;
+  if (q.error) return <ErrorBlock error={q.error} onRetry={q.refetch} title="Could not load requests" />;
   if (q.items.length === 0) return <Text c="gray.7">{empty}</Text>;
+  const pages = Math.max(1, Math.ceil(q.items.length / PAGE_SIZE));
+  const current = Math.min(page, pages);
+  const shown = q.items.slice((current - 1) * PAGE_SIZE, current * PAGE_SIZE);
   return (
     <Stack gap="sm">
-      <RowList items={q.items} onAction={onAction} />
-      {q.total > q.items.length ? (
+      <Stack component="ul" gap="sm" p={0} m={0} style={{ listStyle: 'none' }} aria-label="Requests">
+        {shown.map((item) => (
+          <Row key={`${item.source}-${item.id}`} item={item} handlers={handlers} />
+        ))}
+      </Stack>
+      {pages > 1 ? (
+        <Pagination
+          total={pages}
+          value={current}
+          onChange={setPage}
+          aria-label="Pages"
+          getControlProps={(c) => ({ 'aria-label': `${c} page` })}
+        />
+      ) : null}
+      {q.truncated ? (
         <Text size="sm" c="gray.7">
-          Showing the {q.items.length} most recent of {q.total}. Filter by status to see more.
+          Showing the {q.items.length} most recent of {q.total}. Filter by status to see others.
         </Text>
       ) : null}
     </Stack>
   );
 }
 
-function HistoryList({ onAction }: { onAction: (a: RowAction, t: RotationToken) => void }) {
-  const [filter, setFilter] = useState<'all' | RotationStatus>('all');
+function HistoryList({ kind, handlers }: { kind: KindFilter; handlers: Handlers }) {
+  const [filter, setFilter] = useState<HistoryFilter>('all');
+  const spec: QueueSpec =
+    filter === 'all'
+      ? HISTORY
+      : {
+          rotation: ROTATION_HISTORY.includes(filter) ? [filter] : [],
+          recovery: (RECOVERY_HISTORY as readonly string[]).includes(filter) ? [filter as RecoveryStatus] : [],
+        };
   return (
     <Stack gap="sm">
       <NativeSelect
         label="Show"
         maw={280}
         value={filter}
-        onChange={(e) => setFilter(e.currentTarget.value as 'all' | RotationStatus)}
-        data={[{ value: 'all', label: 'All past requests' }, ...HISTORY.map((s) => ({ value: s, label: STATUS_LABEL[s] }))]}
+        onChange={(e) => setFilter(e.currentTarget.value as HistoryFilter)}
+        data={[{ value: 'all', label: 'All past requests' }, ...HISTORY_STATUSES.map((s) => ({ value: s, label: STATUS_LABEL[s] }))]}
       />
-      {filter === 'all' ? (
-        <MergedList statuses={HISTORY} onAction={onAction} empty="No past requests yet." />
-      ) : (
-        <PagedList key={filter} status={filter} onAction={onAction} empty={`No ${STATUS_LABEL[filter].toLowerCase()} requests.`} />
-      )}
+      <QueueList
+        key={`${kind}-${filter}`}
+        spec={spec}
+        kind={kind}
+        handlers={handlers}
+        empty={filter === 'all' ? 'No past requests yet.' : `No ${STATUS_LABEL[filter].toLowerCase()} requests.`}
+      />
     </Stack>
   );
 }

@@ -6,6 +6,7 @@ import { Fingerprint } from '../../../components/fingerprint';
 import { RotationTimeline, StatusBadge } from '../../../components/rotation-status';
 import { formatAge, formatDateTime, formatDuration } from '../../../lib/format';
 import { useNow } from '../../../lib/use-now';
+import { KindBadge } from './kind-badge';
 
 export type RowAction = 'approve' | 'reject' | 'finalize' | 'restore';
 
@@ -32,6 +33,7 @@ export function RotationRow({ token, onAction }: { token: RotationToken; onActio
             </Text>
           </Stack>
           <Group gap={6}>
+            <KindBadge kind={token.kind} />
             {token.selfApproved ? (
               <Badge color="#a13c07" variant="outline">
                 Self-approved
@@ -95,9 +97,12 @@ export function RotationRow({ token, onAction }: { token: RotationToken; onActio
               <Button size="xs" onClick={() => onAction('finalize', token)}>
                 Finalize
               </Button>
-              <Button size="xs" variant="default" onClick={() => onAction('restore', token)}>
-                Restore
-              </Button>
+              {/* A recovery's rotation keeps no backup: the old key passed through an admin's hands. */}
+              {token.kind === 'rotation' ? (
+                <Button size="xs" variant="default" onClick={() => onAction('restore', token)}>
+                  Restore
+                </Button>
+              ) : null}
             </>
           ) : null}
           <Button size="xs" variant="subtle" onClick={timeline.toggle} aria-expanded={open} aria-controls={timelineId}>

@@ -1,4 +1,4 @@
-import { Alert, Anchor, Button, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Group, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useDocumentTitle } from '@mantine/hooks';
 import { Link, useLocation } from 'react-router';
 import { FormError } from '../../../components/query-state';
@@ -27,7 +27,14 @@ export function LoginPage() {
       <form noValidate onSubmit={form.onSubmit((body) => login.mutate(body))}>
         <Stack gap="sm">
           <TextInput label="Email" type="email" autoComplete="username" required {...form.field('email')} />
-          <PasswordInput label="Password" autoComplete="current-password" required {...form.field('password')} />
+          <div>
+            <PasswordInput label="Password" autoComplete="current-password" required {...form.field('password')} />
+            <Group justify="flex-end" mt={4}>
+              <Anchor component={Link} to="/forgot_password" size="sm" c="indigo.9">
+                Forgot password?
+              </Anchor>
+            </Group>
+          </div>
           <FormError message={login.isError ? errorMessage(login.error) : null} />
           <Button type="submit" loading={login.isPending} fullWidth>
             Sign in
