@@ -23,6 +23,7 @@ import { healthRoutes } from './modules/health/health.routes';
 import { secretsRoutes } from './modules/secrets/secrets.routes';
 import { adminAccountRoutes } from './modules/setup/setup.admin.routes';
 import { setupRoutes } from './modules/setup/setup.routes';
+import { notificationAdminRoutes, notificationUserRoutes } from './modules/notifications/notifications.routes';
 import { recoveryAdminRoutes, recoveryUserRoutes } from './modules/recovery/recovery.routes';
 import { registerAuth } from './plugins/auth';
 import { postgresRateLimitStore } from './plugins/rate-limit-store';
@@ -36,6 +37,7 @@ export interface BuildAppDeps {
   database: Database;
   clock?: Clock;
   rotationHooks?: ContainerDeps['rotationHooks'];
+  notificationHooks?: ContainerDeps['notificationHooks'];
   /** Where JSON logs go (tests capture them to grep for canaries; the server: a non-blocking stdout). Default: stdout. */
   logStream?: { write(line: string): void };
 }
@@ -107,7 +109,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
     verify: (token) => app.jwt.verify<SessionClaims>(token),
   };
 
-  const container = createContainer({ config, database: deps.database, signer, ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.rotationHooks ? { rotationHooks: deps.rotationHooks } : {}) });
+  const container = createContainer({ config, database: deps.database, signer, ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.rotationHooks ? { rotationHooks: deps.rotationHooks } : {}), ...(deps.notificationHooks ? { notificationHooks: deps.notificationHooks } : {}) });
   app.decorate('container', container);
 
   registerErrorHandler(app);
@@ -156,6 +158,8 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(rotationAdminRoutes(container.rotation));
   await app.register(recoveryUserRoutes(container.recovery, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(recoveryAdminRoutes(container.recovery, config.AUTH_RATE_LIMIT_PER_MINUTE));
+  await app.register(notificationUserRoutes(container.notifications));
+  await app.register(notificationAdminRoutes(container.notifications, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(auditRoutes(container.audit, container.auditVerdicts));
   await app.register(adminAccountRoutes(container.setup, config.AUTH_RATE_LIMIT_PER_MINUTE));
   await app.register(maintenanceRoutes(container.maintenance));

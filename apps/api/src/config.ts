@@ -42,6 +42,15 @@ export const EnvSchema = z.object({
   MAINTENANCE_INTERVAL_SECONDS: seconds(300, 0),
   AUDIT_VERIFY_INTERVAL_SECONDS: seconds(600, 0),
   TEMP_PASSWORD_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  /** Email notifications (modules/notifications): off unless set, e.g. smtp://user:pass@mail.example.com:587 or smtps://…:465. */
+  SMTP_URL: z.string().url().refine((u) => /^smtps?:$/.test(new URL(u).protocol), 'SMTP_URL must be smtp:// or smtps://').optional(),
+  MAIL_FROM: z.string().max(254).optional(),
+  /** How often each instance's dispatcher looks for due notifications (0: not in this process). */
+  NOTIFY_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3600).default(5),
+  /** Deliveries of one notification before it is dead (visible to admins, re-sendable). */
+  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** A notification older than this is not tried again: dead. */
+  NOTIFY_MAX_AGE_SECONDS: seconds(86_400, 60),
   /** Account recovery (modules/recovery): life of a request (pending from creation, approved from approval). */
   RECOVERY_TTL_SECONDS: seconds(86_400, 60),
   /** Wrong completions of an approved recovery request before it is revoked. */

@@ -10,6 +10,11 @@ import type { TokenSigner } from './modules/auth/tokens';
 import { createHealthService } from './modules/health/health.service';
 import { createMetrics } from './modules/health/metrics';
 import { createMaintenanceService } from './modules/maintenance/maintenance.service';
+import { createDispatcher } from './modules/notifications/dispatcher';
+import { createMailer } from './modules/notifications/mailer';
+import { createNotifier } from './modules/notifications/notifier';
+import { createNotificationsRepo, type DeliveryRow } from './modules/notifications/notifications.repo';
+import { createNotificationsService } from './modules/notifications/notifications.service';
 import { createRecovery } from './modules/recovery/recovery.module';
 import { createRecoveryRepo } from './modules/recovery/recovery.repo';
 import { createRotationRepo } from './modules/rotation/rotation.repo';
@@ -27,10 +32,12 @@ export interface ContainerDeps {
   clock?: Clock;
   /** Fault points at the rotation's stage boundaries (tests inject failures and pauses). */
   rotationHooks?: RotationHooks;
+  /** Fault point of the notification dispatcher (tests: a crash between sending and marking sent). */
+  notificationHooks?: { afterSend?: (d: DeliveryRow) => Promise<void> };
 }
 
 /** Wires repos into services. Plain factories with narrowed deps; nothing global. */
-export function createContainer({ config, database, signer, clock = dbClock, rotationHooks }: ContainerDeps) {
+export function createContainer({ config, database, signer, clock = dbClock, rotationHooks, notificationHooks }: ContainerDeps) {
   const db = database.db;
   const metrics = createMetrics();
   if (database.durability === 'fsync') metrics.pgliteFsyncs.source(() => database.fsyncs);
@@ -38,9 +45,13 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
   const audit = createAuditService({ db, repo: auditRepo });
   const authRepo = createAuthRepo();
   const amkRepo = createAmkRepo();
+  const notificationsRepo = createNotificationsRepo();
+  const mailer = createMailer(config);
+  const notifier = createNotifier({ repo: notificationsRepo, mailer });
+  const notify = notifier.notify;
   const auth = createAuthService({ db, repo: authRepo, amkRepo, audit, clock, signer, config, onKdf: () => metrics.kdfCount.inc() });
   const amkGuard = createAmkGuard({ db, amkRepo, audit, metrics });
-  const setup = createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config });
+  const setup = createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config, notify });
   const secretsRepo = createSecretsRepo();
   const secrets = createSecretsService({ db, repo: secretsRepo, auth, audit, config });
   const rotationRepo = createRotationRepo();
@@ -56,10 +67,13 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     clock,
     config,
     metrics,
+    notify,
     hooks: rotationHooks ?? {},
   });
   const recoveryRepo = createRecoveryRepo();
-  const recovery = createRecovery({ db, database, repo: recoveryRepo, authRepo, rotationRepo, amkRepo, amkGuard, auth, rotation, audit, clock, config });
+  const recovery = createRecovery({ db, database, repo: recoveryRepo, authRepo, rotationRepo, amkRepo, amkGuard, auth, rotation, audit, clock, config, notify });
+  const notifications = createNotificationsService({ db, repo: notificationsRepo, mailer, audit });
+  const dispatcher = createDispatcher({ db, repo: notificationsRepo, mailer, metrics, config, afterSend: notificationHooks?.afterSend });
   const auditVerdicts = createAuditVerdicts({ db, audit, clock, metrics, instanceId: config.instanceId });
   const maintenance = createMaintenanceService({ db, database, rotationRepo, recoveryRepo, audit, auditVerdicts, clock, config, metrics, rotation });
   const health = createHealthService({ database, db, amkRepo, setup, maintenance, cacheMs: config.HEALTH_CACHE_SECONDS * 1000 });
@@ -76,9 +90,11 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
     secrets,
     rotation,
     recovery,
+    notifications,
+    dispatcher,
     maintenance,
     health,
-    repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo, recoveryRepo },
+    repos: { auditRepo, authRepo, amkRepo, secretsRepo, rotationRepo, recoveryRepo, notificationsRepo },
   };
 }
 export type Container = ReturnType<typeof createContainer>;

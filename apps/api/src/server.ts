@@ -26,7 +26,9 @@ async function main() {
   const setup = await app.container.setup.prepareSetupCode();
   if (setup) logs.write(firstRunBanner({ host: config.HOST, port: config.PORT, code: setup.code, fromEnv: !setup.generated }));
 
-  const stopScheduler = app.container.maintenance.startScheduler(app.log);
+  const stopMaintenance = app.container.maintenance.startScheduler(app.log);
+  const stopDispatcher = app.container.dispatcher.start(app.log);
+  const stopScheduler = () => Promise.all([stopMaintenance(), stopDispatcher()]).then(() => undefined);
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, dataDir: config.usePglite ? config.DATA_DIR : undefined }, 'Keyturn is listening');
   app.log[database.durability === 'page-cache' ? 'warn' : 'info']({ durability: database.durability }, durabilityNote(database.durability));

@@ -6,6 +6,7 @@ export * from './schemas/auth';
 export * from './schemas/secrets';
 export * from './schemas/rotation';
 export * from './schemas/recovery';
+export * from './schemas/notifications';
 export * from './schemas/audit';
 export * from './schemas/ops';
 export { isCommonPassword } from './schemas/common-passwords';

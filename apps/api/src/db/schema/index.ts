@@ -3,3 +3,4 @@ export * from './secrets';
 export * from './rotation';
 export * from './audit';
 export * from './recovery';
+export * from './notifications';

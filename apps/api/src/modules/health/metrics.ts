@@ -93,6 +93,7 @@ export function createMetrics() {
     tokensByState: gauge('keyturn_rotation_tokens', 'Rotation tokens by state'),
     auditChainOk: gauge('keyturn_audit_chain_ok', '1 when the audit hash chain verified at the last check'),
     // Security alarms: each should stay 0; alert on any increase.
+    notificationsDelivered: counter('keyturn_notifications_delivered_total', 'Notification deliveries by channel and outcome (sent, retrying, dead)'),
     amkMismatch: counter('keyturn_amk_public_key_mismatch_total', 'Admin master key unwraps whose public key did not match the stored AMK public key'),
     pgliteFsyncs: counterFrom('keyturn_pglite_fsyncs_total', 'fsync(2) calls of the embedded database (PGlite, PGLITE_FSYNC=on)'),
     async render(): Promise<string> {

@@ -10,6 +10,7 @@ import {
 } from '@keyturn/shared/crypto';
 import { sql } from 'drizzle-orm';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { AuthContext } from '../auth/auth.service';
 import { type RecoveryDeps, recoveryNotFound, recoveryTarget } from './recovery.deps';
 import type { RecoveryRow } from './recovery.repo';
@@ -152,6 +153,7 @@ export function createRecoveryAdminService(deps: RecoveryDeps) {
           });
           if (!moved) throw new AppError('LOST_RACE', 'This request changed state meanwhile (approved, rejected or replaced). Reload.');
           const fingerprint = recoveryFingerprint(r.id, r.publicKey);
+          await deps.notify(tx, messages.recoveryApproved(r.id, r.userId, owner.user.email, a.email));
           await audit.record(tx, ctx, {
             action: 'recovery.escrow_opened',
             outcome: 'success',

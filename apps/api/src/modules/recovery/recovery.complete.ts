@@ -5,6 +5,7 @@ import { RotationAbort } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import { type DbOrTx, isUniqueViolation } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { AmkShare } from '../rotation/rotation.commit';
 import { target as rotationTarget } from '../rotation/rotation.common';
 import { type RecoveryDeps, recoveryTarget } from './recovery.deps';
@@ -182,6 +183,7 @@ export function createRecoveryComplete(deps: RecoveryDeps, expireIfOverdue: (ctx
           inTransaction: async (tx: DbOrTx) => {
             const done = await repo.transition(tx, r.id, ['approved'], { status: 'completed', completedAt: sql`${clock.now()}` }, sql`rotation_token_id = ${tokenId}`);
             if (!done) throw new RotationAbort('KEY_CHANGED', 'the recovery request was settled by someone else meanwhile');
+            await deps.notify(tx, messages.recoveryCompleted(r.id, r.userId, owner.user.email));
           },
           auditAfter: async (tx: DbOrTx) => {
             await audit.record(tx, ctx, { action: 'recovery.completed', outcome: 'success', target: recoveryTarget(r.id), details: { userId: r.userId, rotation: tokenId, keyVersion: toKv } });

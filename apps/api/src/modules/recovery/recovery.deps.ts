@@ -8,6 +8,7 @@ import type { AuthService } from '../auth/auth.service';
 import type { RotationRepo } from '../rotation/rotation.repo';
 import type { RotationService } from '../rotation/rotation.service';
 import type { AmkGuard } from '../setup/amk.guard';
+import type { Notify } from '../notifications/notifier';
 import type { AmkRepo } from '../setup/amk.repo';
 import type { RecoveryRepo } from './recovery.repo';
 
@@ -24,6 +25,7 @@ export interface RecoveryDeps {
   rotation: Pick<RotationService, 'commit' | 'dbNow'>;
   audit: AuditService;
   clock: Clock;
+  notify: Notify;
   config: {
     kdf: KdfParams;
     instanceId: string;

@@ -4,6 +4,7 @@ import { deriveRecoveryKeyPair, recoveryFingerprint, SALT_BYTES, wipe } from '@k
 import { sql } from 'drizzle-orm';
 import { recoveryRequestGate, rowsOf } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { AuthContext } from '../auth/auth.service';
 import { type RecoveryDeps, recoveryNotFound, recoveryTarget } from './recovery.deps';
 
@@ -72,6 +73,7 @@ export function createRecoveryService(deps: RecoveryDeps) {
           createdAt: sql`${clock.now()}` as unknown as Date,
           expiresAt,
         });
+        await deps.notify(tx, messages.recoveryRequested(id, userId, body.email));
         for (const old of superseded) {
           await audit.record(tx, ctx, { action: 'recovery.superseded', outcome: 'success', target: recoveryTarget(old.id), actor, details: { by: id } });
         }

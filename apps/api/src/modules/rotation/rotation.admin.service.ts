@@ -11,6 +11,7 @@ import {
 import { BackupChunkError, createRowsDigest } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { AuthContext } from '../auth/auth.service';
 import { type RotationCommon, type RotationServiceDeps, target } from './rotation.common';
 import { actorIdsOf, toView } from './rotation.view';
@@ -67,6 +68,7 @@ export function createRotationAdminService(deps: RotationServiceDeps, common: Ro
           failedAttempts: 0,
         });
         if (!moved) throw new AppError('LOST_RACE', 'This request changed state meanwhile (approved, rejected or cancelled). Reload.');
+        await deps.notify(tx, messages.rotationApproved(t.id, t.userId, moved.expiresAt!));
         await audit.record(tx, ctx, { action, outcome: 'success', target: target(t.id), details: { selfApproved, fingerprint: fingerprint(t.id) } });
         return { status: 'approved' as const, tempPassword, expiresAt: moved.expiresAt!.toISOString(), fingerprint: fingerprint(t.id), selfApproved };
       });
@@ -79,6 +81,7 @@ export function createRotationAdminService(deps: RotationServiceDeps, common: Ro
       return db.transaction(async (tx) => {
         const moved = await repo.transition(tx, t.id, ['pending'], { status: 'rejected', decidedAt: sql`${clock.now()}`, decidedBy: a.userId, decisionNote: reason });
         if (!moved) throw new AppError('LOST_RACE', 'This request changed state meanwhile. Reload.');
+        await deps.notify(tx, messages.rotationRejected(t.id, t.userId));
         await audit.record(tx, ctx, { action, outcome: 'success', target: target(t.id), details: { note: reason } });
         return common.view(moved, tx);
       });
@@ -120,6 +123,7 @@ export function createRotationAdminService(deps: RotationServiceDeps, common: Ro
             await repo.writeKeyRow(tx, t.userId, { adekFinal: final, adekFinalizedAt: sql`${clock.now()}`, adekPending: null });
             const moved = await repo.transition(tx, t.id, ['completed'], { status: 'finalized', finalizedAt: sql`${clock.now()}`, finalizedBy: a.userId });
             if (!moved) throw new AppError('LOST_RACE', 'This rotation changed state meanwhile. Reload.');
+            await deps.notify(tx, messages.rotationFinalized(t.id, t.userId));
             await audit.record(tx, ctx, { action, outcome: 'success', target: target(t.id), details: { keyVersion: keys.keyVersion } });
             return { status: 'finalized' as const };
           });

@@ -4,6 +4,7 @@ import { reencryptAll, RotationAbort } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { UserRow } from '../auth/auth.repo';
 import type { AmkRepo } from '../setup/amk.repo';
 import type { RotationServiceDeps } from './rotation.common';
@@ -157,7 +158,10 @@ export function createRotationCommit(deps: RotationServiceDeps) {
       try {
         await db.transaction(async (tx) => {
           const moved = await repo.transition(tx, tokenId, ['in_progress'], { status: 'failed', failedAt: sql`${clock.now()}`, failureReason: reason, tempHash: null }, sql`lock_owner = ${lockOwner}`);
-          if (moved) await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(tokenId), details: { reason } });
+          if (moved) {
+            await deps.notify(tx, messages.rotationFailed(tokenId, user.email, reason));
+            await audit.record(tx, ctx, { action: 'rotation.failed', outcome: 'failure', target: target(tokenId), details: { reason } });
+          }
         });
       } catch {
         // Database gone too: recover settles the token from the database's truth later.

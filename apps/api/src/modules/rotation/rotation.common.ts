@@ -10,6 +10,7 @@ import type { AuthRepo } from '../auth/auth.repo';
 import type { AuthContext, AuthService } from '../auth/auth.service';
 import type { Metrics } from '../health/metrics';
 import type { AmkGuard } from '../setup/amk.guard';
+import type { Notify } from '../notifications/notifier';
 import type { AmkRepo } from '../setup/amk.repo';
 import type { RotationRepo, TokenRow } from './rotation.repo';
 import { actorIdsOf, toView } from './rotation.view';
@@ -26,6 +27,8 @@ export interface RotationServiceDeps {
   clock: Clock;
   metrics: Metrics;
   hooks: RotationHooks;
+  /** Notifications (modules/notifications), written in the state change's transaction. */
+  notify: Notify;
   config: {
     kdf: KdfParams;
     instanceId: string;

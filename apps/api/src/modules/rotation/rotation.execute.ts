@@ -2,6 +2,7 @@ import { AppError, type RotateResult, type RotateWithTokenBody } from '@keyturn/
 import { generateDek, newKeyMaterial, tempPasswordMatches, unlockKeyMaterial, wipe } from '@keyturn/shared/crypto';
 import { sql } from 'drizzle-orm';
 import type { RequestCtx } from '../../lib/context';
+import { messages } from '../notifications/messages';
 import type { AuthContext } from '../auth/auth.service';
 import type { CommitRotation } from './rotation.commit';
 import { inFlight, notFound, type RotationCommon, type RotationServiceDeps, target } from './rotation.common';
@@ -26,7 +27,10 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon,
         tempHash: null,
         decisionNote: 'too many wrong temporary passwords',
       });
-      if (moved) await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(tokenId), details: { attempts } });
+      if (moved) {
+        await deps.notify(tx, messages.rotationRevoked(tokenId, moved.userId, ctx.actor.email ?? ''));
+        await audit.record(tx, ctx, { action: 'rotation.revoked', outcome: 'success', target: target(tokenId), details: { attempts } });
+      }
     });
     throw new AppError('TOKEN_REVOKED', 'Too many wrong temporary passwords: this rotation request is revoked. Ask for a new one.');
   }
@@ -140,6 +144,7 @@ export function createExecute(deps: RotationServiceDeps, common: RotationCommon,
         revokeReason: 'key_rotation',
         callerSessionId: a.sessionId,
         details: { passwordChanged: !!body.newPassword },
+        inTransaction: (tx, r) => deps.notify(tx, messages.rotationCompleted(t.id, a.userId, a.email, r.toKeyVersion)),
       });
       return {
         status: 'completed',

@@ -4,6 +4,7 @@ import { fingerprint } from '@keyturn/shared/crypto';
 import type { RotationHooks } from '@keyturn/shared/rotation';
 import { sql } from 'drizzle-orm';
 import { isUniqueViolation } from '../../db/client';
+import { messages } from '../notifications/messages';
 import type { RequestCtx } from '../../lib/context';
 import type { AuthContext } from '../auth/auth.service';
 import { createRotationAdminService } from './rotation.admin.service';
@@ -38,6 +39,7 @@ export function createRotationService(deps: RotationServiceDeps) {
             fromKeyVersion: keys.keys.keyVersion,
             createdAt: sql`${clock.now()}` as unknown as Date,
           });
+          await deps.notify(tx, messages.rotationRequested(t.id, a.email));
           await audit.record(tx, ctx, { action: 'rotation.requested', outcome: 'success', target: target(t.id), details: { fingerprint: fingerprint(t.id) } });
           return common.view(t, tx);
         });

@@ -23,6 +23,9 @@ const SETUP_CODE_KEY = 'setup_code_sha256';
 /** Wrong setup codes allowed per LOGIN_LOCK_SECONDS window (all clients together), then 429. */
 export const SETUP_CODE_MAX_FAILURES = 10;
 
+import { messages } from '../notifications/messages';
+import type { Notify } from '../notifications/notifier';
+
 export interface SetupServiceDeps {
   db: Db;
   amkRepo: AmkRepo;
@@ -31,9 +34,11 @@ export interface SetupServiceDeps {
   auth: AuthService;
   audit: AuditService;
   config: { kdf: KdfParams; SETUP_CODE?: string | undefined };
+  /** Notifications (modules/notifications), in the state change's transaction. */
+  notify?: Notify;
 }
 
-export function createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config }: SetupServiceDeps) {
+export function createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audit, config, notify }: SetupServiceDeps) {
   /**
    * An existing admin shares the AMK with a new admin account: the existing admin re-authenticates
    * through the admin re-authentication throttle (the same counter as approve, finalize and
@@ -74,6 +79,7 @@ export function createSetupService({ db, amkRepo, amkGuard, authRepo, auth, audi
         const [user] = await tx.insert(users).values({ id: newId, email: body.email, role: 'admin' }).returning();
         await authRepo.insertKeys(tx, newId, material.material);
         await amkRepo.upsertWrap(tx, { adminId: newId, amkId: amkRow.id, keyVersion: 1, wrappedPrivate: wrapAmkForAdmin(material.kek, amkPrivate, newId, amkRow.id) });
+        await notify?.(tx, messages.adminCreated(newId, body.email, ctx.actor.email));
         await audit.record(tx, ctx, { action, outcome: 'success', target: `user:${newId}`, details: { by: byAdminId } });
         return toUser(user!, { keyVersion: 1 });
       });
