@@ -24,7 +24,12 @@ export interface TestSmtp {
 
 const header = (raw: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'im').exec(raw)?.[1]?.trim() ?? '';
 
-export async function startTestSmtp(): Promise<TestSmtp> {
+export interface TestSmtpOptions {
+  /** Runs after a mail was received in full and before the server answers 250 (hold it to play a client dying in between). */
+  beforeAccept?: (mail: ReceivedMail) => Promise<void>;
+}
+
+export async function startTestSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
   const port = await freePort();
   const received: ReceivedMail[] = [];
   let server: SMTPServer | null = null;
@@ -39,14 +44,15 @@ export async function startTestSmtp(): Promise<TestSmtp> {
           stream.on('data', (c: Buffer) => chunks.push(c));
           stream.on('end', () => {
             const raw = Buffer.concat(chunks).toString('utf8');
-            received.push({
+            const mail: ReceivedMail = {
               from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
               to: session.envelope.rcptTo.map((r) => r.address),
               raw,
               subject: header(raw, 'Subject'),
               messageId: header(raw, 'Message-ID'),
-            });
-            callback();
+            };
+            received.push(mail);
+            void (opts.beforeAccept?.(mail) ?? Promise.resolve()).then(() => callback());
           });
         },
       });
