@@ -91,6 +91,17 @@ describeBoth('notifications: the in-app inbox', (backend) => {
     expect((await inbox(t.app, admin, true)).items[0]).toMatchObject({ event: 'admin.created', security: true });
   });
 
+  it('an interrupted rotation settled by recover tells the admins', async () => {
+    const u = await registerUser(t.app);
+    const token = await requestRotation(t, u);
+    await runSql(t.database, `update rotation_tokens set status = 'in_progress', locked_at = now() - interval '1 day', lock_owner = 'gone/1' where id = '${token.id}'`);
+    const res = await api(t.app, admin).post('/admin/api/maintenance/recover');
+    expect(res.statusCode, res.body).toBe(200);
+    const failed = (await inbox(t.app, admin, true)).items.find((i) => i.event === 'rotation.failed' && i.body.includes(token.id.slice(0, 8)));
+    expect(failed?.body).toContain('INTERRUPTED');
+    expect(failed?.body).toContain(u.email);
+  });
+
   it('with email off (no SMTP_URL) nothing is queued for email, and the channel says so', async () => {
     const [n] = await queryRows<{ n: number }>(t.database, 'select count(*)::int as n from notification_deliveries');
     expect(Number(n!.n)).toBe(0);
@@ -168,6 +179,8 @@ describeBoth('notifications: email through a real SMTP server', (backend) => {
     // Failing for more than 15 minutes turns the channel amber.
     await runSql(t.database, `update system_settings set value = value || jsonb_build_object('failingSince', to_char((now() - interval '16 minutes') at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) where key = 'notifications.email'`);
     expect(json<ChannelStatus>(await api(t.app, admin).get('/admin/api/notifications/channels')).email.degraded).toBe(true);
+    // …and the health page's status says so.
+    expect(json<{ notifications: unknown }>(await api(t.app, admin).get('/admin/api/rotation_status')).notifications).toEqual({ emailEnabled: true, emailDegraded: true, dead: 0 });
 
     await smtp.start();
     await makeDue();

@@ -52,5 +52,7 @@ export const SystemStatusSchema = z.object({
   lastRecover: MaintenanceRunSchema.nullable(),
   audit: AuditStatusSchema,
   rotationsByDay: z.array(z.object({ day: z.string(), completed: z.number().int(), failed: z.number().int() })),
+  /** Notification email: configured, failing for more than 15 minutes (amber), dead letters waiting. */
+  notifications: z.object({ emailEnabled: z.boolean(), emailDegraded: z.boolean(), dead: z.number().int() }),
 });
 export type SystemStatus = z.infer<typeof SystemStatusSchema>;

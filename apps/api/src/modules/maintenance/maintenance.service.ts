@@ -3,13 +3,15 @@ import { amkFingerprint } from '@keyturn/shared/crypto';
 import { and, desc, eq, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Database, type Db, type DbOrTx, rowsOf } from '../../db/client';
-import { amk, maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys } from '../../db/schema';
+import { amk, maintenanceRuns, rotationBackupChunks, rotationBackups, rotationTokens, sessions, throttles, userKeys, users } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import { loggable } from '../../lib/loggable';
 import { type RequestCtx, systemCtx } from '../../lib/context';
 import type { AuditEventSpec, AuditService } from '../audit/audit.service';
 import type { AuditVerdicts } from '../audit/audit.verdicts';
 import type { Metrics } from '../health/metrics';
+import { messages } from '../notifications/messages';
+import type { Notify } from '../notifications/notifier';
 import type { RecoveryRepo } from '../recovery/recovery.repo';
 import type { RotationRepo } from '../rotation/rotation.repo';
 import type { RotationService } from '../rotation/rotation.service';
@@ -25,6 +27,9 @@ export interface MaintenanceDeps {
   clock: Clock;
   metrics: Metrics;
   rotation: RotationService;
+  /** Notifications: an interrupted rotation settled by recover tells the admins; status shows the email channel. */
+  notify?: Notify;
+  notificationChannels?: () => Promise<{ email: { enabled: boolean; degraded: boolean }; queue: { dead: number } }>;
   config: {
     instanceId: string;
     PENDING_TTL_SECONDS: number;
@@ -194,6 +199,10 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
           if (!moved) continue;
           const to = committed ? 'completed' : 'failed';
           const reason = committed ? 'key version was committed' : 'interrupted before commit; nothing changed';
+          if (!committed && deps.notify) {
+            const [u] = await tx.select({ email: users.email }).from(users).where(eq(users.id, t.userId));
+            await deps.notify(tx, messages.rotationFailed(t.id, u?.email ?? t.userId, 'INTERRUPTED'));
+          }
           settled.push({ tokenId: t.id, to, reason });
           events.push({ action: 'rotation.recovered', outcome: 'success', target: `rotation:${t.id}`, details: { to, reason, lockOwner: t.lockOwner } });
         }
@@ -252,6 +261,10 @@ export function createMaintenanceService(deps: MaintenanceDeps) {
         lastRecover: await last('recover'),
         audit: auditStatus,
         rotationsByDay: byDay,
+        notifications: await (async () => {
+          const ch = await deps.notificationChannels?.();
+          return { emailEnabled: ch?.email.enabled ?? false, emailDegraded: ch?.email.degraded ?? false, dead: ch?.queue.dead ?? 0 };
+        })(),
       };
     },
 

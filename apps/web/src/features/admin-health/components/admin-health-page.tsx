@@ -45,6 +45,16 @@ function HealthBody({ s }: { s: SystemStatus }) {
 
       <AuditVerdict audit={s.audit} />
 
+      {s.notifications.emailDegraded || s.notifications.dead > 0 ? (
+        <Alert color="yellow" title={s.notifications.emailDegraded ? 'Notification email is failing' : 'Undelivered notifications'} data-testid="notifications-alert">
+          {s.notifications.emailDegraded ? 'Mail has failed for more than 15 minutes; notifications still reach the in-app inbox. ' : ''}
+          {s.notifications.dead > 0 ? `${s.notifications.dead} notification email${s.notifications.dead === 1 ? ' was' : 's were'} given up on. ` : ''}
+          <Anchor component={Link} to="/admin/notifications">
+            Open the notifications page
+          </Anchor>
+        </Alert>
+      ) : null}
+
       <Paper withBorder p="md" radius="md">
         <Title order={2} size="h4" mb="sm">
           Keys and backups
