@@ -140,6 +140,9 @@ describeBoth('ops: audit verdict in status', (backend) => {
 
     const v = await verify(t, admin);
     expect(v).toMatchObject({ ok: false, firstBadSeq: seq, problem: 'content does not match its hash' });
+    // Every admin is told, as a security notice (issue 12).
+    const inbox = json<{ items: { event: string; security: boolean; body: string }[] }>(await api(t.app, admin).get('/api/notifications?unread=true&limit=100'));
+    expect(inbox.items.find((i) => i.event === 'audit.verify_failed')).toMatchObject({ security: true, body: expect.stringContaining(`at event ${seq}`) });
     const broken = await status(t, admin);
     expect(broken.audit).toMatchObject({ ok: false, verdict: 'broken', firstBadSeq: seq, problem: 'content does not match its hash', verifiedHead: null, appendedSince: 0 });
     expect(broken.audit.checked).toBe(seq - 1);

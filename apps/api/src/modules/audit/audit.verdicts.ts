@@ -5,6 +5,8 @@ import { type Db, rowsOf } from '../../db/client';
 import { maintenanceRuns } from '../../db/schema';
 import type { Clock } from '../../lib/clock';
 import type { Metrics } from '../health/metrics';
+import { messages } from '../notifications/messages';
+import type { Notify } from '../notifications/notifier';
 import type { AuditService } from './audit.service';
 
 /**
@@ -39,9 +41,11 @@ export interface AuditVerdictsDeps {
   clock: Clock;
   metrics: Metrics;
   instanceId: string;
+  /** Notifications: a broken chain tells every admin (a security notice). */
+  notify?: Notify;
 }
 
-export function createAuditVerdicts({ db, audit, clock, metrics, instanceId }: AuditVerdictsDeps) {
+export function createAuditVerdicts({ db, audit, clock, metrics, instanceId, notify }: AuditVerdictsDeps) {
   /** The chain's head seq: one probe of the primary key, however long the chain. */
   const headSeq = async (): Promise<number> => {
     const [r] = await rowsOf<{ seq: string | number | null }>(db, sql`select max(seq) as seq from audit_events`);
@@ -92,12 +96,18 @@ export function createAuditVerdicts({ db, audit, clock, metrics, instanceId }: A
         source: opts.source,
         durationMs: Math.round(performance.now() - started),
       };
-      await db.insert(maintenanceRuns).values({
-        kind: AUDIT_VERIFY_KIND,
-        instance: opts.instance ?? instanceId,
-        // jsonb: the column is typed for the counts of cleanup/recover; a verdict has text too.
-        changes: stored as unknown as Record<string, number>,
-        at: sql`${clock.now()}`,
+      await db.transaction(async (tx) => {
+        const [run] = await tx
+          .insert(maintenanceRuns)
+          .values({
+            kind: AUDIT_VERIFY_KIND,
+            instance: opts.instance ?? instanceId,
+            // jsonb: the column is typed for the counts of cleanup/recover; a verdict has text too.
+            changes: stored as unknown as Record<string, number>,
+            at: sql`${clock.now()}`,
+          })
+          .returning({ id: maintenanceRuns.id });
+        if (!v.ok && notify) await notify(tx, messages.auditVerifyFailed(run!.id, v.firstBadSeq, v.problem));
       });
       metrics.auditChainOk.set({}, v.ok ? 1 : 0);
       metrics.maintenanceRuns.inc({ kind: AUDIT_VERIFY_KIND });

@@ -115,6 +115,15 @@ export const messages = {
     link: ADMIN_CONSOLE,
     security: true,
   }),
+  auditVerifyFailed: (verdictId: string, firstBadSeq: number | null, problem: string | null): NotificationSpec => ({
+    event: 'audit.verify_failed',
+    about: verdictId,
+    to: ['admins'],
+    title: 'The audit trail failed verification',
+    body: `Verifying the audit hash chain failed${firstBadSeq === null ? '' : ` at event ${firstBadSeq}`}${problem ? ` (${problem})` : ''}: an event may have been edited or deleted. Investigate before trusting the trail.`,
+    link: '/admin/audit',
+    security: true,
+  }),
   adminCreated: (adminId: string, email: string, byEmail: string | null): NotificationSpec => ({
     event: 'admin.created',
     about: adminId,
