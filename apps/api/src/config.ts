@@ -51,6 +51,8 @@ export const EnvSchema = z.object({
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   /** A notification older than this is not tried again: dead. */
   NOTIFY_MAX_AGE_SECONDS: seconds(86_400, 60),
+  /** Webhook endpoints on loopback, private or link-local addresses are refused unless `true` (SSRF guard; development and tests). */
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   /** Account recovery (modules/recovery): life of a request (pending from creation, approved from approval). */
   RECOVERY_TTL_SECONDS: seconds(86_400, 60),
   /** Wrong completions of an approved recovery request before it is revoked. */

@@ -72,7 +72,7 @@ export function createContainer({ config, database, signer, clock = dbClock, rot
   });
   const recoveryRepo = createRecoveryRepo();
   const recovery = createRecovery({ db, database, repo: recoveryRepo, authRepo, rotationRepo, amkRepo, amkGuard, auth, rotation, audit, clock, config, notify });
-  const notifications = createNotificationsService({ db, repo: notificationsRepo, mailer, audit });
+  const notifications = createNotificationsService({ db, repo: notificationsRepo, mailer, audit, config });
   const dispatcher = createDispatcher({ db, repo: notificationsRepo, mailer, metrics, config, afterSend: notificationHooks?.afterSend });
   const auditVerdicts = createAuditVerdicts({ db, audit, clock, metrics, instanceId: config.instanceId, notify });
   const maintenance = createMaintenanceService({ db, database, rotationRepo, recoveryRepo, audit, auditVerdicts, clock, config, metrics, rotation, notify, notificationChannels: () => notifications.channels() });

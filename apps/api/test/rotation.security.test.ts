@@ -140,6 +140,8 @@ describeBoth('rotation security', (backend) => {
     if (url.includes('reject_rotation') || url.endsWith('/reject')) return { reason: 'nope' };
     if (url.startsWith('/admin/api/recovery_requests/') && url.endsWith('/approve')) return { adminPassword: strongPassword(), confirmedWithUser: true };
     if (url === '/admin/api/admins') return { email: uniqueEmail('escalate'), password: strongPassword(), adminPassword: strongPassword() };
+    if (url === '/admin/api/notifications/webhooks') return { url: 'https://example.com/hooks/keyturn' };
+    if (url === '/admin/api/notifications/test_email') return {};
     return undefined;
   };
 

@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { IsoDate } from './common';
 
 // Notifications (apps/api/src/modules/notifications/README.md): a transactional outbox, the
-// in-app inbox (always on) and email (when SMTP_URL is set). No notification ever carries a
-// password, temporary password, secret name or value, key or session token.
+// in-app inbox (always on), email (when SMTP_URL is set) and webhooks (admin-configured
+// endpoints, signed per Standard Webhooks). No notification ever carries a password, temporary
+// password, secret name or value, key or session token.
 
 /** What happened; `security` events cannot be muted. */
 export const NOTIFICATION_EVENTS = [
@@ -54,17 +55,24 @@ export const DELIVERY_STATUSES = ['pending', 'retrying', 'sent', 'dead'] as cons
 export const DeliveryStatusSchema = z.enum(DELIVERY_STATUSES);
 export type DeliveryStatus = z.infer<typeof DeliveryStatusSchema>;
 
-/** One notification on one outgoing channel (email), as admins see the queue. */
+export const DELIVERY_CHANNELS = ['email', 'webhook'] as const;
+export const DeliveryChannelSchema = z.enum(DELIVERY_CHANNELS);
+export type DeliveryChannel = z.infer<typeof DeliveryChannelSchema>;
+
+/** One notification on one outgoing channel, as admins see the queue. */
 export const DeliverySchema = z.object({
   id: z.uuid(),
   event: NotificationEventSchema,
-  channel: z.literal('email'),
+  channel: DeliveryChannelSchema,
+  /** An email address, or a webhook endpoint's id. */
   recipient: z.string(),
   status: DeliveryStatusSchema,
   attempts: z.number().int(),
   nextAttemptAt: IsoDate.nullable(),
   lastError: z.string().nullable(),
   createdAt: IsoDate,
+  /** The last change: the last attempt's settlement, or the queueing. */
+  updatedAt: IsoDate,
   sentAt: IsoDate.nullable(),
 });
 export type Delivery = z.infer<typeof DeliverySchema>;
@@ -105,3 +113,35 @@ export const TestEmailBodySchema = z.strictObject({
 });
 export const TestEmailResultSchema = z.object({ ok: z.boolean(), response: z.string() });
 export type TestEmailResult = z.infer<typeof TestEmailResultSchema>;
+
+// Webhooks: admin-configured endpoints; each signs with its own secret, shown once.
+
+/** An http(s) URL; whether its host may be private is checked on the server (WEBHOOK_ALLOW_PRIVATE). */
+export const WebhookUrlSchema = z
+  .string()
+  .trim()
+  .max(2000)
+  .pipe(z.url({ protocol: /^https?$/, error: 'Enter an http:// or https:// URL.' }));
+
+export const WebhookCreateSchema = z.strictObject({
+  url: WebhookUrlSchema,
+  description: z.string().trim().max(200).optional(),
+});
+export type WebhookCreate = z.infer<typeof WebhookCreateSchema>;
+
+/** An endpoint as listed: never its secret. */
+export const WebhookEndpointSchema = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  description: z.string(),
+  disabled: z.boolean(),
+  createdAt: IsoDate,
+});
+export type WebhookEndpoint = z.infer<typeof WebhookEndpointSchema>;
+
+export const WebhookEndpointListSchema = z.object({ items: z.array(WebhookEndpointSchema) });
+export type WebhookEndpointList = z.infer<typeof WebhookEndpointListSchema>;
+
+/** The creation answer: the signing secret (Standard Webhooks, `whsec_<base64>`) appears here once, never again. */
+export const WebhookCreatedSchema = WebhookEndpointSchema.extend({ secret: z.string() });
+export type WebhookCreated = z.infer<typeof WebhookCreatedSchema>;

@@ -1,9 +1,10 @@
 import { and, count, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { type DbOrTx, rowsOf } from '../../db/client';
-import { notificationDeliveries, notificationInbox, systemSettings, users } from '../../db/schema';
+import { notificationDeliveries, notificationInbox, systemSettings, users, webhookEndpoints } from '../../db/schema';
 
 export type InboxRow = typeof notificationInbox.$inferSelect;
 export type DeliveryRow = typeof notificationDeliveries.$inferSelect;
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 const EMAIL_STATE_KEY = 'notifications.email';
 export interface EmailState {
   lastSuccessAt: string | null;
@@ -57,15 +58,18 @@ export function createNotificationsRepo() {
     /**
      * Claim up to `limit` due deliveries for `owner` until `leaseSeconds` from now: one statement,
      * FOR UPDATE SKIP LOCKED, so dispatchers in several instances never claim one row twice.
-     * A row whose lease ran out (its dispatcher crashed) is due again.
+     * A row whose lease ran out (its dispatcher crashed) is due again. Only rows of `channels`
+     * (a channel that is off, e.g. email without SMTP_URL, keeps its rows queued).
      */
-    async claim(db: DbOrTx, owner: string, limit: number, leaseSeconds: number): Promise<DeliveryRow[]> {
+    async claim(db: DbOrTx, owner: string, limit: number, leaseSeconds: number, channels: readonly string[]): Promise<DeliveryRow[]> {
+      if (!channels.length) return [];
       const ids = await rowsOf<{ id: string }>(
         db,
         sql`update notification_deliveries d set lease_until = now() + ${leaseSeconds} * interval '1 second', lease_owner = ${owner}, attempts = d.attempts + 1, updated_at = now()
             where d.id in (
               select id from notification_deliveries
               where status in ('pending', 'retrying') and next_attempt_at <= now() and (lease_until is null or lease_until < now())
+                and channel in (${sql.join(channels.map((c) => sql`${c}`), sql`, `)})
               order by next_attempt_at, id
               limit ${limit}
               for update skip locked)
@@ -85,8 +89,12 @@ export function createNotificationsRepo() {
       return rows.length > 0;
     },
 
-    async list(db: DbOrTx, opts: { statuses?: string[]; limit: number; offset: number }) {
-      const where = opts.statuses?.length ? inArray(notificationDeliveries.status, opts.statuses) : undefined;
+    /** The queue, or one webhook endpoint's delivery log (`webhookEndpointId`). */
+    async list(db: DbOrTx, opts: { statuses?: string[]; webhookEndpointId?: string; limit: number; offset: number }) {
+      const where = and(
+        opts.statuses?.length ? inArray(notificationDeliveries.status, opts.statuses) : undefined,
+        opts.webhookEndpointId ? and(eq(notificationDeliveries.channel, 'webhook'), eq(notificationDeliveries.recipient, opts.webhookEndpointId)) : undefined,
+      );
       const items = await db.select().from(notificationDeliveries).where(where).orderBy(desc(notificationDeliveries.createdAt), desc(notificationDeliveries.id)).limit(opts.limit).offset(opts.offset);
       const [total] = await db.select({ n: count() }).from(notificationDeliveries).where(where);
       return { items, total: total?.n ?? 0 };
@@ -105,6 +113,38 @@ export function createNotificationsRepo() {
         .where(and(eq(notificationDeliveries.id, id), eq(notificationDeliveries.status, 'dead')))
         .returning({ id: notificationDeliveries.id });
       return rows.length > 0;
+    },
+
+    async webhookEndpoints(db: DbOrTx): Promise<WebhookEndpointRow[]> {
+      return db.select().from(webhookEndpoints).orderBy(webhookEndpoints.createdAt, webhookEndpoints.id);
+    },
+
+    /** The ids of the endpoints a notification is queued for. */
+    async enabledWebhookIds(tx: DbOrTx): Promise<string[]> {
+      const rows = await tx.select({ id: webhookEndpoints.id }).from(webhookEndpoints).where(eq(webhookEndpoints.disabled, false)).orderBy(webhookEndpoints.id);
+      return rows.map((r) => r.id);
+    },
+
+    async webhookEndpoint(db: DbOrTx, id: string): Promise<WebhookEndpointRow | null> {
+      const [r] = await db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+      return r ?? null;
+    },
+
+    async insertWebhookEndpoint(tx: DbOrTx, row: typeof webhookEndpoints.$inferInsert): Promise<WebhookEndpointRow> {
+      const [r] = await tx.insert(webhookEndpoints).values(row).returning();
+      return r!;
+    },
+
+    /** Deletes the endpoint (its sealed secret with it); its undelivered notifications die with a reason. */
+    async deleteWebhookEndpoint(tx: DbOrTx, id: string): Promise<{ deleted: boolean; abandoned: number }> {
+      const rows = await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning({ id: webhookEndpoints.id });
+      if (!rows.length) return { deleted: false, abandoned: 0 };
+      const abandoned = await tx
+        .update(notificationDeliveries)
+        .set({ status: 'dead', lastError: 'the webhook endpoint was deleted', updatedAt: sql`now()` })
+        .where(and(eq(notificationDeliveries.channel, 'webhook'), eq(notificationDeliveries.recipient, id), inArray(notificationDeliveries.status, ['pending', 'retrying'])))
+        .returning({ id: notificationDeliveries.id });
+      return { deleted: true, abandoned: abandoned.length };
     },
 
     async emailState(db: DbOrTx): Promise<EmailState> {

@@ -9,6 +9,9 @@ import {
   OkSchema,
   TestEmailBodySchema,
   TestEmailResultSchema,
+  WebhookCreatedSchema,
+  WebhookCreateSchema,
+  WebhookEndpointListSchema,
 } from '@keyturn/shared';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { authOf, ctxOf } from '../../plugins/auth';
@@ -53,7 +56,7 @@ export const notificationAdminRoutes =
     );
     app.get(
       '/admin/api/notifications/queue',
-      { schema: { tags, summary: 'Outgoing notifications (email): pending, retrying with the last error, sent, dead', querystring: DeliveryQuerySchema, response: { 200: DeliveryListSchema, ...errorResponses } } },
+      { schema: { tags, summary: 'Outgoing notifications (email, webhooks): pending, retrying with the last error, sent, dead', querystring: DeliveryQuerySchema, response: { 200: DeliveryListSchema, ...errorResponses } } },
       async (request, reply) => reply.headers(noStore).send(await n.queue(request.query)),
     );
     app.post(
@@ -71,5 +74,46 @@ export const notificationAdminRoutes =
         schema: { tags, summary: 'Send a test email now and report the SMTP server’s answer', body: TestEmailBodySchema, response: { 200: TestEmailResultSchema, ...errorResponses } },
       },
       async (request) => n.testEmail(ctxOf(request), authOf(request), request.body?.to),
+    );
+
+    // Webhook endpoints (README "Webhooks").
+    app.get(
+      '/admin/api/notifications/webhooks',
+      { schema: { tags, summary: 'Webhook endpoints (never their secrets)', response: { 200: WebhookEndpointListSchema, ...errorResponses } } },
+      async (_request, reply) => reply.headers(noStore).send({ items: await n.webhooks.list() }),
+    );
+    app.post(
+      '/admin/api/notifications/webhooks',
+      {
+        schema: {
+          tags,
+          summary: 'Add a webhook endpoint; its signing secret (whsec_…) is in this answer only',
+          description: 'Refused (400) when the host is, or resolves to, a loopback, private or link-local address, unless WEBHOOK_ALLOW_PRIVATE=true.',
+          body: WebhookCreateSchema,
+          response: { 201: WebhookCreatedSchema, ...errorResponses },
+        },
+      },
+      async (request, reply) => reply.code(201).headers(noStore).send(await n.webhooks.create(ctxOf(request), request.body)),
+    );
+    app.delete(
+      '/admin/api/notifications/webhooks/:id',
+      { schema: { tags, summary: 'Delete a webhook endpoint (its undelivered notifications become dead)', params: IdParamsSchema, response: { 200: OkSchema, ...errorResponses } } },
+      async (request) => {
+        await n.webhooks.remove(ctxOf(request), request.params.id);
+        return { ok: true as const };
+      },
+    );
+    app.get(
+      '/admin/api/notifications/webhooks/:id/deliveries',
+      {
+        schema: {
+          tags,
+          summary: 'A webhook endpoint’s delivery log: status, attempts, last error (HTTP status or network error), times',
+          params: IdParamsSchema,
+          querystring: DeliveryQuerySchema,
+          response: { 200: DeliveryListSchema, ...errorResponses },
+        },
+      },
+      async (request, reply) => reply.headers(noStore).send(await n.webhooks.deliveries(request.params.id, request.query)),
     );
   };

@@ -1,10 +1,12 @@
-import { AppError, type ChannelStatus, type Delivery, type DeliveryQuery, type InboxItem, type InboxQuery, type NotificationEvent, type TestEmailResult } from '@keyturn/shared';
+import { AppError, type ChannelStatus, type DeliveryQuery, type InboxItem, type InboxQuery, type NotificationEvent, type TestEmailResult } from '@keyturn/shared';
 import type { Db } from '../../db/client';
 import type { RequestCtx } from '../../lib/context';
 import type { AuditService } from '../audit/audit.service';
 import type { AuthContext } from '../auth/auth.service';
 import type { Mailer } from './mailer';
-import type { DeliveryRow, InboxRow, NotificationsRepo } from './notifications.repo';
+import { toDelivery } from './delivery-view';
+import type { InboxRow, NotificationsRepo } from './notifications.repo';
+import { createWebhooksService, type WebhooksServiceDeps } from './webhooks.service';
 
 /** Mail failing with no success for this long turns the channel (and the health page) amber. */
 export const EMAIL_DEGRADED_AFTER_MS = 15 * 60 * 1000;
@@ -20,23 +22,13 @@ const toInbox = (r: InboxRow): InboxItem => ({
   readAt: r.readAt?.toISOString() ?? null,
 });
 
-const toDelivery = (d: DeliveryRow): Delivery => ({
-  id: d.id,
-  event: d.event as NotificationEvent,
-  channel: 'email',
-  recipient: d.recipient,
-  status: d.status as Delivery['status'],
-  attempts: d.attempts,
-  nextAttemptAt: d.status === 'pending' || d.status === 'retrying' ? d.nextAttemptAt.toISOString() : null,
-  lastError: d.lastError,
-  createdAt: d.createdAt.toISOString(),
-  sentAt: d.sentAt?.toISOString() ?? null,
-});
-
-/** The inbox (every user) and the channels' operations (admins). */
-export function createNotificationsService(deps: { db: Db; repo: NotificationsRepo; mailer: Mailer; audit: AuditService }) {
+/** The inbox (every user) and the channels' operations (admins), webhook endpoints included. */
+export function createNotificationsService(deps: { db: Db; repo: NotificationsRepo; mailer: Mailer; audit: AuditService; config: WebhooksServiceDeps['config'] }) {
   const { db, repo, mailer, audit } = deps;
+  const webhooks = createWebhooksService(deps);
   return {
+    webhooks,
+
     async inbox(a: AuthContext, q: InboxQuery) {
       const r = await repo.inbox(db, a.userId, { unread: q.unread === 'true', limit: q.limit, offset: q.offset });
       return { items: r.items.map(toInbox), unread: r.unread, total: r.total };

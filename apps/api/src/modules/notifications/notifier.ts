@@ -6,9 +6,22 @@ import type { NotificationsRepo } from './notifications.repo';
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
+ * The body a webhook endpoint receives (README "Webhooks"): the same words as the inbox and the
+ * email, nothing more — never a secret (N6). `timestamp` is when the notification was queued.
+ */
+export function webhookBody(n: NotificationSpec, at: Date): string {
+  return JSON.stringify({
+    type: n.event,
+    timestamp: at.toISOString(),
+    data: { about: n.about, title: n.title, body: n.body, link: n.link, security: n.security },
+  });
+}
+
+/**
  * The transactional outbox's write side (README "Delivery"): called inside the transaction of
- * the state change it reports, it writes the in-app inbox rows and, with email on, one outbox
- * row per recipient. A rollback writes neither; a commit writes both.
+ * the state change it reports, it writes the in-app inbox rows, with email on one outbox row per
+ * recipient, and one outbox row per enabled webhook endpoint. A rollback writes none; a commit
+ * writes all.
  */
 export function createNotifier(deps: { repo: NotificationsRepo; mailer: Pick<Mailer, 'enabled'> }) {
   const { repo, mailer } = deps;
@@ -21,6 +34,23 @@ export function createNotifier(deps: { repo: NotificationsRepo; mailer: Pick<Mai
           const u = await repo.userById(tx, r.userId);
           if (u) who.set(u.id, u.email);
         }
+      }
+      const endpoints = await repo.enabledWebhookIds(tx);
+      if (endpoints.length) {
+        const body = webhookBody(n, new Date());
+        await repo.insertDeliveries(
+          tx,
+          endpoints.map((endpointId) => ({
+            idempotencyKey: `${n.event}:${n.about}:webhook:${endpointId}`,
+            event: n.event,
+            channel: 'webhook',
+            recipient: endpointId,
+            subject: n.event,
+            textBody: body,
+            htmlBody: '',
+            security: n.security,
+          })),
+        );
       }
       if (!who.size) return;
       await repo.insertInbox(
