@@ -6,6 +6,10 @@ import type {
   ApproveResult,
   AuditEvent,
   ChangePasswordResult,
+  Delivery,
+  DeliveryStatus,
+  InboxItem,
+  InboxList,
   RecoveryApproved,
   RecoveryCompleted,
   RecoveryNotice,
@@ -25,6 +29,10 @@ export type {
   ApproveResult,
   AuditEvent,
   ChangePasswordResult,
+  Delivery,
+  DeliveryStatus,
+  InboxItem,
+  InboxList,
   RecoveryApproved,
   RecoveryCompleted,
   RecoveryNotice,
@@ -291,4 +299,38 @@ export async function recoveryNotices(request: APIRequestContext, who: LoggedIn)
   const res = await request.get('/api/recovery/notices', { headers: who.auth });
   await expectStatus(res, 200, 'GET /api/recovery/notices');
   return ((await res.json()) as { items: RecoveryNotice[] }).items;
+}
+
+// Notifications (apps/api/src/modules/notifications) ------------------------------------------
+
+/** The signed-in person's inbox, newest first. */
+export async function inbox(
+  request: APIRequestContext,
+  who: LoggedIn,
+  opts: { unread?: boolean; limit?: number; offset?: number } = {},
+): Promise<InboxList> {
+  const params: Record<string, string | number> = { limit: opts.limit ?? 100, offset: opts.offset ?? 0 };
+  if (opts.unread !== undefined) params.unread = String(opts.unread);
+  const res = await request.get('/api/notifications', { headers: who.auth, params });
+  await expectStatus(res, 200, 'GET /api/notifications');
+  return (await res.json()) as InboxList;
+}
+
+export async function markRead(request: APIRequestContext, who: LoggedIn, id: string): Promise<void> {
+  const res = await request.post(`/api/notifications/${id}/read`, { headers: who.auth });
+  await expectStatus(res, 200, `POST /api/notifications/${id}/read`);
+}
+
+/** Marks every item of the inbox read (e.g. the shared admin's, which every spec's requests reach). */
+export async function markAllRead(request: APIRequestContext, who: LoggedIn): Promise<number> {
+  const res = await request.post('/api/notifications/read_all', { headers: who.auth });
+  await expectStatus(res, 200, 'POST /api/notifications/read_all');
+  return ((await res.json()) as { updated: number }).updated;
+}
+
+/** The email queue as admins see it, newest first. */
+export async function deliveries(request: APIRequestContext, admin: LoggedIn, status?: DeliveryStatus): Promise<Delivery[]> {
+  const res = await request.get('/admin/api/notifications/queue', { headers: admin.auth, params: status ? { status, limit: 200 } : { limit: 200 } });
+  await expectStatus(res, 200, 'GET /admin/api/notifications/queue');
+  return ((await res.json()) as { items: Delivery[] }).items;
 }

@@ -113,3 +113,47 @@ export async function expectSignInRefused(page: Page, creds: Credentials): Promi
   await expect(page.getByRole('alert')).toHaveText('That email and password do not match an account.');
   await expect(accountMenu(page)).toHaveCount(0);
 }
+
+// Notifications -------------------------------------------------------------------------------
+
+/**
+ * The longest a new notification may take to show without a reload: the bell polls every 10 s
+ * (apps/web notifications.api.ts), plus the outbox's dispatch and a slow machine's margin.
+ */
+export const INBOX_POLL_TIMEOUT = 25_000;
+
+/** The header's bell; its name carries the unread count ("Notifications, 3 unread"). */
+export const notificationBell = (page: Page): Locator => page.getByRole('button', { name: /^Notifications(, \d+ unread)?$/ });
+
+/** The bell names the unread count, and its badge shows it (none when 0). */
+export async function expectUnread(page: Page, n: number, opts: { timeout?: number } = {}): Promise<void> {
+  const bell = notificationBell(page);
+  await expect(bell).toHaveAccessibleName(n > 0 ? `Notifications, ${n} unread` : 'Notifications', opts);
+  await expect(bell).toHaveText(n > 0 ? String(Math.min(n, 99)) + (n > 99 ? '+' : '') : '');
+}
+
+/** Opens the bell's popover: the newest unread items, "Mark all as read", "See all notifications". */
+export async function openBell(page: Page): Promise<Locator> {
+  await notificationBell(page).click();
+  const dialog = page.getByRole('dialog', { name: 'Notifications', exact: true });
+  await expect(dialog).toBeVisible();
+  return dialog;
+}
+
+/** The /notifications page's list (exact: the bell's popover has an "Unread notifications" list). */
+export const inboxList = (page: Page): Locator => page.getByRole('list', { name: 'Notifications', exact: true });
+
+/**
+ * Marks the document so a later check can tell it was never reloaded (a reload or a full
+ * navigation starts a new document without the mark).
+ */
+export async function markDocument(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    (window as unknown as { __e2eSameDocument?: boolean }).__e2eSameDocument = true;
+  });
+}
+
+export async function expectSameDocument(page: Page): Promise<void> {
+  const same = await page.evaluate(() => (window as unknown as { __e2eSameDocument?: boolean }).__e2eSameDocument === true);
+  expect(same, 'the page was reloaded').toBe(true);
+}

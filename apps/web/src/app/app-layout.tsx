@@ -4,6 +4,7 @@ import { useEffect, useRef } from 'react';
 import { Link, Outlet, useLocation } from 'react-router';
 import { RecoveryNotices } from '../features/account/components/recovery-notices';
 import { useLogout, useMe } from '../features/auth/api/auth.api';
+import { NotificationBell } from '../features/notifications/components/notification-bell';
 
 const USER_LINKS = [
   { to: '/', label: 'Vault' },
@@ -16,6 +17,7 @@ const ADMIN_LINKS = [
   { to: '/admin/health', label: 'System health' },
   { to: '/admin/audit', label: 'Audit log' },
   { to: '/admin/admins', label: 'Administrators' },
+  { to: '/admin/notifications', label: 'Notification delivery' },
 ];
 
 export function AppLayout() {
@@ -70,6 +72,7 @@ export function AppLayout() {
             </UnstyledButton>
           </Group>
           <Group gap="xs" wrap="nowrap">
+            <NotificationBell />
             {isAdmin ? (
               <Menu position="bottom-end" withArrow>
                 <Menu.Target>
@@ -83,6 +86,7 @@ export function AppLayout() {
                   <Menu.Item component={Link} to="/admin/health">System health</Menu.Item>
                   <Menu.Item component={Link} to="/admin/audit">Audit log</Menu.Item>
                   <Menu.Item component={Link} to="/admin/admins">Administrators</Menu.Item>
+                  <Menu.Item component={Link} to="/admin/notifications">Notification delivery</Menu.Item>
                 </Menu.Dropdown>
               </Menu>
             ) : null}
@@ -107,6 +111,7 @@ export function AppLayout() {
                 <Menu.Item component={Link} to="/">My vault</Menu.Item>
                 <Menu.Item component={Link} to="/rotation_request">Key Rotation</Menu.Item>
                 <Menu.Item component={Link} to="/account">Account</Menu.Item>
+                <Menu.Item component={Link} to="/notifications">Notifications</Menu.Item>
                 <Menu.Divider />
                 <Menu.Item color="red.9" onClick={() => logout.mutate()} disabled={logout.isPending}>
                   Sign out

@@ -3,10 +3,12 @@ import { AccountPage } from '../features/account/components/account-page';
 import { AdminAccountsPage } from '../features/admin-accounts/components/admin-accounts-page';
 import { AdminAuditPage } from '../features/admin-audit/components/admin-audit-page';
 import { AdminHealthPage } from '../features/admin-health/components/admin-health-page';
+import { AdminNotificationsPage } from '../features/admin-notifications/components/admin-notifications-page';
 import { AdminRotationPage } from '../features/admin-rotation/components/admin-rotation-page';
 import { LoginPage } from '../features/auth/components/login-page';
 import { RegisterPage } from '../features/auth/components/register-page';
 import { ForgotPasswordPage } from '../features/recovery/components/forgot-password-page';
+import { NotificationsPage } from '../features/notifications/components/notifications-page';
 import { RecoverPage } from '../features/recovery/components/recover-page';
 import { ExecuteRotationPage } from '../features/rotation/components/execute-rotation-page';
 import { RotationRequestPage } from '../features/rotation/components/rotation-request-page';
@@ -53,6 +55,7 @@ export function createAppRouter() {
                 { path: '/rotation_request', element: <RotationRequestPage /> },
                 { path: '/key_rotation_with_token', element: <ExecuteRotationPage /> },
                 { path: '/account', element: <AccountPage /> },
+                { path: '/notifications', element: <NotificationsPage /> },
                 {
                   path: '/admin',
                   element: <RequireAdmin />,
@@ -62,6 +65,7 @@ export function createAppRouter() {
                     { path: 'health', element: <AdminHealthPage /> },
                     { path: 'audit', element: <AdminAuditPage /> },
                     { path: 'admins', element: <AdminAccountsPage /> },
+                    { path: 'notifications', element: <AdminNotificationsPage /> },
                     { path: '*', element: <NotFoundPage /> },
                   ],
                 },

@@ -60,3 +60,20 @@ export const adminAccountKeys = {
   all: ['admin-accounts'] as const,
   create: () => [...adminAccountKeys.all, 'create'] as const,
 };
+
+/** The signed-in user's in-app inbox: the bell's unread poll and the notifications page's lists. */
+export const notificationKeys = {
+  all: ['notifications'] as const,
+  unread: () => [...notificationKeys.all, 'unread'] as const,
+  lists: () => [...notificationKeys.all, 'list'] as const,
+  /** `filter`: 'all' or 'unread'. */
+  list: (filter: 'all' | 'unread', offset: number, limit: number) => [...notificationKeys.lists(), filter, offset, limit] as const,
+};
+
+/** Notification delivery as admins see it: channel status and the email queue. */
+export const adminNotificationKeys = {
+  all: ['admin-notifications'] as const,
+  channels: () => [...adminNotificationKeys.all, 'channels'] as const,
+  /** `statuses`: comma-separated, as sent in `?status=` ('' for all). */
+  queue: (statuses: string, offset: number, limit: number) => [...adminNotificationKeys.all, 'queue', statuses, offset, limit] as const,
+};

@@ -50,7 +50,7 @@ function HealthBody({ s }: { s: SystemStatus }) {
           {s.notifications.emailDegraded ? 'Mail has failed for more than 15 minutes; notifications still reach the in-app inbox. ' : ''}
           {s.notifications.dead > 0 ? `${s.notifications.dead} notification email${s.notifications.dead === 1 ? ' was' : 's were'} given up on. ` : ''}
           <Anchor component={Link} to="/admin/notifications">
-            Open the notifications page
+            Open notification delivery
           </Anchor>
         </Alert>
       ) : null}
